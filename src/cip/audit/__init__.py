@@ -1,0 +1,1 @@
+"""The auditor of production registries (roadmap: audit). Nothing here yet."""

@@ -1,0 +1,1 @@
+"""Pre-merge checks of manifest changes (roadmap: checks). Nothing here yet."""

@@ -1,0 +1,164 @@
+"""The `cip` command: flags in, pipeline called, results rendered, exit code out.
+
+Flag names follow upstream's `cip`/`kpromo cip` so existing jobs can switch by changing the
+binary. Every CipError is caught here, once, and printed as `path:line:column: message` lines
+without a traceback. Exit codes: 0 ok (warnings included), 1 failed edges or checks,
+2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+
+from cip import __version__
+from cip.errors import CipError, Diagnostic, ExitCode, UsageError
+from cip.pipeline import load_and_validate
+from cip.plan.snapshot import manifest_based_snapshot, render_csv, render_yaml
+from cip.report import parse_summary_json, parse_summary_text
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RUN_OUTPUTS = ("text", "json")
+SNAPSHOT_OUTPUTS = ("yaml", "csv")
+
+RUN_HELP = """Promote images listed in promoter manifests (a dry run unless --confirm).
+
+\b
+Examples:
+  cip run --thin-manifest-dir=k8s.io/registry.k8s.io --parse-only
+  cip run --manifest=promoter.yaml                  # dry run: plan and report
+  cip run --manifest=promoter.yaml --confirm        # promote
+  cip run --thin-manifest-dir=DIR --manifest-based-snapshot-of=registry.k8s.io --output=csv
+  cip run --snapshot=gcr.io/k8s-staging-foo --minimal-snapshot
+
+\b
+Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
+moves or failed edges; 2 invalid manifests or usage.
+"""
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+    for diagnostic in diagnostics:
+        click.echo(diagnostic.render(), err=True)
+
+
+def _handle_cip_errors(func: Callable[P, R]) -> Callable[P, R]:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CipError as error:
+            click.echo(error.render(), err=True)
+            sys.exit(int(error.exit_code))
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cip", message="%(prog)s %(version)s")
+def cli() -> None:
+    """cip, the Container Image Promoter: copies reviewed images from staging to production
+    registries, digest for digest, never moving a tag."""
+
+
+@cli.command("run", help=RUN_HELP)
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    metavar="FILE",
+    help="A plain promoter manifest (registries + images). Repeatable.",
+)
+@click.option(
+    "--thin-manifest-dir",
+    "thin_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="A folder with manifests/<p>/promoter-manifest.yaml and images/<p>/images.yaml. "
+    "Repeatable.",
+)
+@click.option("--parse-only", is_flag=True, help="Load and validate manifests, then stop.")
+@click.option("--confirm", is_flag=True, help="Write to the destination registries.")
+@click.option("--snapshot", metavar="REG[/PATH]", help="Print what a registry holds.")
+@click.option("--snapshot-tag", metavar="TAG", help="With --snapshot: only digests carrying TAG.")
+@click.option(
+    "--minimal-snapshot",
+    is_flag=True,
+    help="With --snapshot: drop untagged children of manifest lists.",
+)
+@click.option(
+    "--manifest-based-snapshot-of",
+    "manifest_snapshot_of",
+    metavar="REG[/PATH]",
+    help="Print what the manifests would put into REG (offline).",
+)
+@click.option(
+    "--output",
+    metavar="FORMAT",
+    help="text|json for runs (default text); yaml|csv for snapshots (default yaml).",
+)
+@_handle_cip_errors
+def run_command(
+    manifests: tuple[str, ...],
+    thin_dirs: tuple[str, ...],
+    parse_only: bool,
+    confirm: bool,
+    snapshot: str | None,
+    snapshot_tag: str | None,
+    minimal_snapshot: bool,
+    manifest_snapshot_of: str | None,
+    output: str | None,
+) -> None:
+    snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
+    allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
+    output = output or allowed[0]
+    if output not in allowed:
+        mode = "snapshots" if snapshot_mode else "runs"
+        raise click.UsageError(
+            f"--output={output} is not available for {mode}; choose {' or '.join(allowed)}"
+        )
+    if snapshot is not None and manifest_snapshot_of is not None:
+        raise click.UsageError("--snapshot and --manifest-based-snapshot-of exclude each other")
+    if (snapshot_tag or minimal_snapshot) and snapshot is None:
+        raise click.UsageError("--snapshot-tag and --minimal-snapshot need --snapshot")
+    if confirm and (parse_only or snapshot_mode):
+        raise click.UsageError(
+            "--confirm promotes; it cannot be combined with --parse-only or a snapshot"
+        )
+
+    if snapshot is not None:
+        raise UsageError("--snapshot needs the registry client, which this build does not have yet")
+
+    validated = load_and_validate(list(manifests), list(thin_dirs))
+    _print_diagnostics(validated.warnings)
+
+    if manifest_snapshot_of is not None:
+        rows = manifest_based_snapshot(validated.manifests, manifest_snapshot_of)
+        click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
+        return
+    if parse_only:
+        if output == "json":
+            click.echo(parse_summary_json(validated.summary, validated.warnings))
+        else:
+            click.echo(parse_summary_text(validated.summary, len(validated.warnings)))
+        return
+    raise UsageError("promotion needs the registry client, which this build does not have yet")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(int(ExitCode.OK))
+
+
+if __name__ == "__main__":
+    main()

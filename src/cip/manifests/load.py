@@ -1,0 +1,263 @@
+"""Plain files and thin directories in, promoter manifests and all their problems out.
+
+Layout of a thin directory (names fixed, as upstream): `manifests/<p>/promoter-manifest.yaml`
+holds the registries, `images/<p>/images.yaml` the images. Everything is read before anything
+is judged so that a pull request author sees every problem of every file in one run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+from cip.errors import Diagnostic
+from cip.manifests.fields import ImageCollector, parse_registries
+from cip.manifests.yamlnodes import Diagnostics, compose, kind_of, mapping_items, position
+from cip.model.manifest import Position, PromoterManifest, RegistrySpec
+
+MANIFEST_FILE = "promoter-manifest.yaml"
+IMAGES_FILE = "images.yaml"
+PLAIN_FIELDS = ("registries", "images")
+THIN_FIELDS = ("registries", "imagesPath")
+
+
+@dataclass
+class LoadResult:
+    manifests: list[PromoterManifest] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+
+def load_all(plain_files: list[str], thin_dirs: list[str]) -> LoadResult:
+    """Every manifest named by `--manifest` and `--thin-manifest-dir`, in the order given."""
+    diags = Diagnostics()
+    manifests: list[PromoterManifest] = []
+    seen: set[str] = set()
+    for path in plain_files:
+        real = os.path.realpath(path)
+        if real in seen:
+            diags.file_warning(path, "manifest given twice; read once")
+            continue
+        seen.add(real)
+        manifest = load_plain(path, diags)
+        if manifest is not None:
+            manifests.append(manifest)
+    for directory in thin_dirs:
+        for manifest_path, images_path in discover_thin(directory, diags):
+            real = os.path.realpath(manifest_path)
+            if real in seen:
+                diags.file_warning(manifest_path, "manifest given twice; read once")
+                continue
+            seen.add(real)
+            manifest = load_thin(manifest_path, images_path, diags)
+            if manifest is not None:
+                manifests.append(manifest)
+    if not plain_files and not thin_dirs:
+        diags.items.append(Diagnostic("no manifests given: use --manifest or --thin-manifest-dir"))
+    return LoadResult(manifests, diags.items)
+
+
+def _read(path: str, diags: Diagnostics) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        diags.file_error(path, "file not found")
+    except IsADirectoryError:
+        diags.file_error(path, "is a directory, expected a YAML file")
+    except UnicodeDecodeError as exc:
+        diags.file_error(path, f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+    except OSError as exc:
+        diags.file_error(path, f"cannot read: {exc.strerror}")
+    return None
+
+
+def _root_mapping(path: str, diags: Diagnostics) -> yaml.MappingNode | None:
+    text = _read(path, diags)
+    if text is None:
+        return None
+    before = len(diags.items)
+    root = compose(path, text, diags)
+    if root is None:
+        if len(diags.items) == before:
+            diags.file_error(path, "manifest is empty")
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        diags.error(position(path, root), f"a manifest must be a mapping, not {kind_of(root)}")
+        return None
+    return root
+
+
+def load_plain(path: str, diags: Diagnostics) -> PromoterManifest | None:
+    root = _root_mapping(path, diags)
+    if root is None:
+        return None
+    here = position(path, root)
+    images = ImageCollector()
+    registries: list[RegistrySpec] = []
+    found: set[str] = set()
+    for key, key_node, value in mapping_items(path, root, diags, "a manifest"):
+        found.add(key)
+        if key == "registries":
+            registries = parse_registries(path, value, diags, here)
+        elif key == "images":
+            images.add_list(path, value, diags)
+        elif key == "imagesPath":
+            diags.error(
+                position(path, key_node),
+                "imagesPath belongs to thin manifests (--thin-manifest-dir); "
+                "a plain manifest lists its images under images:",
+            )
+        else:
+            _unknown(path, key_node, key, PLAIN_FIELDS, diags)
+    if "registries" not in found:
+        diags.error(here, "manifest has no registries")
+    if "images" not in found:
+        diags.error(here, "manifest has no images")
+    return _build(path, path, registries, images)
+
+
+def load_thin(manifest_path: str, images_path: str, diags: Diagnostics) -> PromoterManifest | None:
+    root = _root_mapping(manifest_path, diags)
+    if root is None:
+        return None
+    here = position(manifest_path, root)
+    registries: list[RegistrySpec] = []
+    found: set[str] = set()
+    for key, key_node, value in mapping_items(manifest_path, root, diags, "a promoter manifest"):
+        found.add(key)
+        if key == "registries":
+            registries = parse_registries(manifest_path, value, diags, here)
+        elif key == "imagesPath":
+            _check_images_path(manifest_path, images_path, value, diags)
+        elif key == "images":
+            diags.error(
+                position(manifest_path, key_node),
+                f"a thin manifest keeps its images in {images_path}, not in {MANIFEST_FILE}",
+            )
+        else:
+            _unknown(manifest_path, key_node, key, THIN_FIELDS, diags)
+    if "registries" not in found:
+        diags.error(here, "manifest has no registries")
+    images = ImageCollector()
+    text = _read(images_path, diags)
+    if text is not None:
+        before = len(diags.items)
+        node = compose(images_path, text, diags)
+        if node is not None:
+            images.add_list(images_path, node, diags)
+        elif len(diags.items) == before:  # empty or comment-only, not a syntax error
+            diags.file_warning(images_path, "no images (the file is empty or only comments)")
+    return _build(manifest_path, images_path, registries, images)
+
+
+def _build(
+    manifest_path: str, images_path: str, registries: list[RegistrySpec], images: ImageCollector
+) -> PromoterManifest | None:
+    if sum(1 for r in registries if r.src) != 1:
+        return None
+    return PromoterManifest.model_construct(
+        manifest_file=manifest_path,
+        images_file=images_path,
+        registries=tuple(registries),
+        images=images.entries(),
+        entries_written=images.entries_written,
+        tag_entries=images.tag_entries,
+    )
+
+
+def _unknown(
+    path: str, key_node: yaml.Node, key: str, allowed: tuple[str, ...], diags: Diagnostics
+) -> None:
+    diags.error(
+        position(path, key_node),
+        f"unknown field {key!r} in a manifest (allowed: {', '.join(allowed)})",
+    )
+
+
+def _check_images_path(
+    manifest_path: str, images_path: str, node: yaml.Node, diags: Diagnostics
+) -> None:
+    """`imagesPath` is deprecated: tolerated only where it names the default location."""
+    where: Position = position(manifest_path, node)
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+        diags.error(where, f"imagesPath must be a string, not {kind_of(node)}")
+        return
+    named = os.path.normpath(os.path.join(os.path.dirname(manifest_path), str(node.value)))
+    if named == os.path.normpath(images_path):
+        diags.warning(where, "imagesPath is deprecated and names the default location: remove it")
+    else:
+        diags.error(
+            where,
+            f"imagesPath is deprecated and only the default location is supported: "
+            f"move {node.value} to {images_path}",
+        )
+
+
+def _inside(directory_real: str, path: str) -> bool:
+    real = os.path.realpath(path)
+    return real == directory_real or real.startswith(directory_real + os.sep)
+
+
+def discover_thin(directory: str, diags: Diagnostics) -> list[tuple[str, str]]:
+    """(promoter-manifest.yaml, images.yaml) pairs of a thin directory, sorted by subproject."""
+    if not os.path.isdir(directory):
+        diags.file_error(directory, "thin manifest directory not found")
+        return []
+    root_real = os.path.realpath(directory)
+    manifests_dir = os.path.join(directory, "manifests")
+    images_dir = os.path.join(directory, "images")
+    pairs: list[tuple[str, str]] = []
+    projects: set[str] = set()
+    if os.path.isdir(manifests_dir):
+        for name in sorted(os.listdir(manifests_dir)):
+            sub = os.path.join(manifests_dir, name)
+            if name == MANIFEST_FILE:
+                diags.file_error(sub, f"must be in manifests/<subproject>/{MANIFEST_FILE}")
+                continue
+            if not os.path.isdir(sub):
+                continue  # OWNERS, README.md and other files are not manifests
+            if not _inside(root_real, sub):
+                diags.file_error(sub, f"symlink leaves {directory}: refused")
+                continue
+            _refuse_nested(directory, sub, diags)
+            manifest_path = os.path.join(sub, MANIFEST_FILE)
+            if not os.path.isfile(manifest_path):
+                diags.file_warning(sub, f"skipped: no {MANIFEST_FILE}")
+                continue
+            images_path = os.path.join(images_dir, name, IMAGES_FILE)
+            if not (_inside(root_real, manifest_path) and _inside(root_real, images_path)):
+                diags.file_error(manifest_path, f"symlink leaves {directory}: refused")
+                continue
+            projects.add(name)
+            if not os.path.isfile(images_path):
+                diags.file_error(manifest_path, f"images file is missing: {images_path}")
+                continue
+            pairs.append((manifest_path, images_path))
+    if os.path.isdir(images_dir):
+        for name in sorted(os.listdir(images_dir)):
+            sub = os.path.join(images_dir, name)
+            if os.path.isdir(sub) and name not in projects:
+                diags.file_warning(sub, f"no manifests/{name}/{MANIFEST_FILE}: images not promoted")
+    if not projects:
+        diags.file_error(directory, f"no manifests found (expected manifests/*/{MANIFEST_FILE})")
+    return pairs
+
+
+def _refuse_nested(directory: str, sub: str, diags: Diagnostics) -> None:
+    for current, dirs, files in os.walk(sub):
+        dirs.sort()
+        if current != sub and MANIFEST_FILE in files:
+            diags.file_error(
+                os.path.join(current, MANIFEST_FILE),
+                f"nested manifest: only manifests/<subproject>/{MANIFEST_FILE} is read",
+            )

@@ -1,0 +1,1 @@
+"""Signing and provenance of promoted images (roadmap: trust). Nothing here yet."""
