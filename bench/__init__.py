@@ -1,0 +1,1 @@
+"""Benchmarks of cip against peers and raw baselines; see BENCHMARKS.md."""
