@@ -1,0 +1,1 @@
+"""Registry access: the Distribution API over HTTP and local OCI image layouts."""
