@@ -1,1 +1,1 @@
-"""Benchmarks of cip against peers and raw baselines; see BENCHMARKS.md."""
+"""Benchmarks against real lab registries (tests/lab/registry_lab.py); results in BENCHMARKS.md."""

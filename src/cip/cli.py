@@ -8,6 +8,7 @@ without a traceback. Exit codes: 0 ok (warnings included), 1 failed edges or che
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -16,9 +17,17 @@ import click
 
 from cip import __version__
 from cip.errors import CipError, Diagnostic, ExitCode, UsageError
-from cip.pipeline import load_and_validate
-from cip.plan.snapshot import manifest_based_snapshot, render_csv, render_yaml
-from cip.report import parse_summary_json, parse_summary_text
+from cip.executor import execute
+from cip.model.refs import Registry as RegistryName
+from cip.pipeline import Selection, load_and_validate, plan_against_registries, select
+from cip.plan.edges import EdgeGroup
+from cip.plan.planner import Plan
+from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
+from cip.progress import RequestProgress
+from cip.registry.names import NetworkOptions
+from cip.registry.pool import RegistryPool
+from cip.registry.snapshot import registry_snapshot
+from cip.report import parse_summary_json, parse_summary_text, plan_json, plan_text
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,6 +112,39 @@ def cli() -> None:
     metavar="FORMAT",
     help="text|json for runs (default text); yaml|csv for snapshots (default yaml).",
 )
+@click.option(
+    "--diff-base",
+    metavar="REF",
+    help="Plan only digests on manifest lines added or changed since git REF.",
+)
+@click.option(
+    "--manifest-diff-since",
+    metavar="WHEN",
+    help="Like --diff-base, from the last commit before a git date (e.g. '14 days ago').",
+)
+@click.option(
+    "--use-prow-manifest-diff",
+    is_flag=True,
+    help="Like --diff-base, with the base a Prow job implies (JOB_TYPE, PULL_BASE_SHA).",
+)
+@click.option(
+    "--image", "images", multiple=True, metavar="NAME", help="Only this image. Repeatable."
+)
+@click.option(
+    "--insecure-registry",
+    "insecure",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Allow plain HTTP to this host (loopback hosts always may). Repeatable.",
+)
+@click.option("--ca-file", metavar="FILE", help="Also trust this CA bundle (PEM) for TLS.")
+@click.option(
+    "--concurrency",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Registry requests in flight at once.",
+)
 @_handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
@@ -114,6 +156,13 @@ def run_command(
     minimal_snapshot: bool,
     manifest_snapshot_of: str | None,
     output: str | None,
+    diff_base: str | None,
+    manifest_diff_since: str | None,
+    use_prow_manifest_diff: bool,
+    images: tuple[str, ...],
+    insecure: tuple[str, ...],
+    ca_file: str | None,
+    concurrency: int,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -128,12 +177,21 @@ def run_command(
     if (snapshot_tag or minimal_snapshot) and snapshot is None:
         raise click.UsageError("--snapshot-tag and --minimal-snapshot need --snapshot")
     if confirm and (parse_only or snapshot_mode):
+        raise click.UsageError("--confirm cannot be combined with --parse-only or a snapshot")
+    if sum(x is not None for x in (diff_base, manifest_diff_since)) + use_prow_manifest_diff > 1:
         raise click.UsageError(
-            "--confirm promotes; it cannot be combined with --parse-only or a snapshot"
+            "--diff-base, --manifest-diff-since and --use-prow-manifest-diff exclude each other"
         )
+    network = NetworkOptions.from_environment(
+        insecure_registries=frozenset(insecure), ca_file=ca_file
+    )
 
     if snapshot is not None:
-        raise UsageError("--snapshot needs the registry client, which this build does not have yet")
+        rows = asyncio.run(
+            _registry_snapshot(snapshot, network, minimal_snapshot, snapshot_tag, concurrency)
+        )
+        click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
+        return
 
     validated = load_and_validate(list(manifests), list(thin_dirs))
     _print_diagnostics(validated.warnings)
@@ -148,7 +206,46 @@ def run_command(
         else:
             click.echo(parse_summary_text(validated.summary, len(validated.warnings)))
         return
-    raise UsageError("promotion needs the registry client, which this build does not have yet")
+    selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
+    groups = select(validated, selection)
+    result = asyncio.run(_run(groups, network, concurrency, confirm))
+    if output == "json":
+        click.echo(plan_json(result, dry_run=not confirm, warnings=validated.warnings))
+    else:
+        click.echo(plan_text(result, dry_run=not confirm))
+    if result.has_problems:
+        sys.exit(int(ExitCode.FAILED))
+
+
+async def _run(
+    groups: list[EdgeGroup], network: NetworkOptions, concurrency: int, confirm: bool
+) -> Plan:
+    """Phases setup and plan; then, with --confirm, promote. Without it the run stops after
+    validate, as upstream's dry run does (provenance, validate, sign and attest come with the
+    trust capability)."""
+    async with RegistryPool(options=network) as pool:
+        with RequestProgress("plan") as progress:
+            planned = await plan_against_registries(
+                groups, pool, concurrency=concurrency, progress=progress
+            )
+        if not confirm:
+            return planned
+        with RequestProgress("promote") as progress:
+            report = await execute(planned, pool, concurrency=concurrency, progress=progress)
+        return report.outcome_plan()
+
+
+async def _registry_snapshot(
+    name: str, network: NetworkOptions, minimal: bool, only_tag: str | None, concurrency: int
+) -> Snapshot:
+    try:
+        registry = RegistryName.parse(name)
+    except ValueError as exc:
+        raise UsageError(f"--snapshot={name}: {exc}") from exc
+    async with RegistryPool(options=network) as pool:
+        return await registry_snapshot(
+            pool, registry, minimal=minimal, only_tag=only_tag, concurrency=concurrency
+        )
 
 
 def main() -> None:

@@ -8,14 +8,20 @@ the pull request that introduced them, not to a half-done promotion.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import Enum
 
 from cip.errors import Diagnostic, ManifestError
+from cip.manifests import git_diff
 from cip.manifests.load import load_all
 from cip.model.manifest import PromoterManifest
 from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
+from cip.plan.planner import Plan, plan
+from cip.plan.selection import select_changed, select_images
+from cip.registry.inventory import InventoryReader, ProgressCallback
+from cip.registry.pool import RegistryPool
 
 
 class Phase(Enum):
@@ -51,3 +57,54 @@ def load_and_validate(plain_files: list[str], thin_dirs: list[str]) -> Validated
         summary=summarize(result.manifests, groups),
         warnings=sorted(result.warnings, key=Diagnostic.sort_key),
     )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Narrowing of a run: a git base to diff against, and/or image names."""
+
+    diff_base: str | None = None
+    diff_since: str | None = None
+    prow_diff: bool = False
+    images: tuple[str, ...] = ()
+
+    @property
+    def by_diff(self) -> bool:
+        return self.diff_base is not None or self.diff_since is not None or self.prow_diff
+
+
+def select(validated: ValidatedManifests, selection: Selection) -> list[EdgeGroup]:
+    """The edge groups a run works on; a git diff that changed nothing selects nothing."""
+    groups: list[EdgeGroup] = list(validated.groups)
+    if selection.by_diff:
+        files = sorted(
+            {m.manifest_file for m in validated.manifests}
+            | {m.images_file for m in validated.manifests}
+        )
+        if not files:
+            return []
+        root = git_diff.repository_root(files[0])
+        if selection.diff_base is not None:
+            ref = selection.diff_base
+        elif selection.diff_since is not None:
+            ref = git_diff.ref_since(root, selection.diff_since)
+        else:
+            ref = git_diff.prow_ref(os.environ)
+        changed = git_diff.changed_lines(root, ref, files)
+        groups = select_changed(validated.manifests, groups, changed)
+    if selection.images:
+        groups = select_images(groups, selection.images)
+    return groups
+
+
+async def plan_against_registries(
+    groups: list[EdgeGroup],
+    pool: RegistryPool,
+    *,
+    concurrency: int = 32,
+    progress: ProgressCallback | None = None,
+) -> Plan:
+    """Phase `plan`: read what the edges need from the registries, then judge every edge."""
+    reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
+    inventory = await reader.read(groups)
+    return plan(groups, inventory)

@@ -1,0 +1,130 @@
+"""Runs a Plan: the only place where the plan meets the network.
+
+Each verdict that writes (copy, add-tag) runs in isolation: its failure is recorded as data
+and every other verdict still runs, so one bad image never blocks a release (upstream lets it
+block everything). Verdicts run digest by digest, so the content kept for fanning out to
+several mirrors is dropped as soon as that digest is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from itertools import groupby
+
+from cip.errors import CipError
+from cip.plan.planner import Action, Plan, TagMove, Verdict
+from cip.registry.copy import CopyStats, ImageCopier, TagMoveRefused
+from cip.registry.pool import RegistryPool
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeResult:
+    """What happened to one verdict's writes."""
+
+    verdict: Verdict
+    copied: bool = False
+    tags_written: tuple[str, ...] = ()
+    refused: tuple[TagMove, ...] = ()  # tags found on another digest at write time
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    plan: Plan
+    results: list[EdgeResult] = field(default_factory=list)
+    stats: CopyStats = field(default_factory=CopyStats)
+
+    @property
+    def failed(self) -> list[EdgeResult]:
+        return [r for r in self.results if r.error is not None]
+
+    def outcome_plan(self) -> Plan:
+        """The plan with what actually happened folded in, for the same report renderers."""
+        by_verdict = {id(r.verdict): r for r in self.results}
+        verdicts: list[Verdict] = []
+        for verdict in self.plan.verdicts:
+            result = by_verdict.get(id(verdict))
+            if result is None:
+                verdicts.append(verdict)
+            elif result.error is not None:
+                verdicts.append(replace(verdict, action=Action.FAILED, error=result.error))
+            else:
+                refused = {m.tag for m in result.refused}
+                verdicts.append(
+                    replace(
+                        verdict,
+                        tags_to_add=tuple(t for t in verdict.tags_to_add if t not in refused),
+                        tag_moves=verdict.tag_moves + result.refused,
+                    )
+                )
+        return Plan(self.plan.groups, verdicts)
+
+
+async def execute(
+    plan: Plan,
+    pool: RegistryPool,
+    *,
+    concurrency: int = 16,
+    include_foreign_layers: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    copier = ImageCopier(include_foreign_layers=include_foreign_layers)
+    report = Report(plan, stats=copier.stats)
+    limit = asyncio.Semaphore(concurrency)
+    writes = plan.writes()
+
+    async def run(verdict: Verdict) -> EdgeResult:
+        async with limit:
+            try:
+                return await _write(plan, verdict, pool, copier)
+            except CipError as error:
+                return EdgeResult(verdict, error=error.message)
+            finally:
+                if progress is not None:
+                    progress(1)
+
+    # One batch per source image digest: its destinations run together, then its cached
+    # content is dropped. Batches overlap up to the concurrency limit.
+    def batch_key(v: Verdict) -> tuple[str, str, str]:
+        group = plan.groups[v.group]
+        return (group.source.name, group.image, group.digest)
+
+    batches = [list(items) for _, items in groupby(sorted(writes, key=batch_key), key=batch_key)]
+    window = asyncio.Semaphore(max(1, concurrency // 2))
+
+    async def run_batch(batch: list[Verdict]) -> list[EdgeResult]:
+        async with window:
+            results = await asyncio.gather(*(run(v) for v in batch))
+            copier.forget_cached_content()
+            return list(results)
+
+    for results in await asyncio.gather(*(run_batch(b) for b in batches)):
+        report.results.extend(results)
+    return report
+
+
+async def _write(
+    plan: Plan, verdict: Verdict, pool: RegistryPool, copier: ImageCopier
+) -> EdgeResult:
+    group = plan.groups[verdict.group]
+    dst, dst_repo = pool.locate(verdict.destination, group.image)
+    if verdict.action is Action.COPY:
+        src, src_repo = pool.locate(group.source, group.image)
+        manifest = await copier.copy(src, src_repo, dst, dst_repo, group.digest)
+        copied = True
+    else:
+        manifest = await copier.source_manifest(dst, dst_repo, group.digest)
+        copied = False
+    written: list[str] = []
+    refused: list[TagMove] = []
+    for tag in verdict.tags_to_add:
+        try:
+            if await copier.tag(dst, dst_repo, tag, manifest):
+                written.append(tag)
+        except TagMoveRefused as error:
+            refused.append(TagMove(tag, error.current))
+    return EdgeResult(verdict, copied, tuple(written), tuple(refused))

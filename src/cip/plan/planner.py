@@ -1,0 +1,156 @@
+"""The planner: edges plus observed registry facts in, verdicts out, as data.
+
+It is pure (no I/O) so every verdict is testable with literal values. Per (digest, destination)
+it decides, in the seeds' set terms: M ∩ D present, (M ∩ S) \\ D copied, M \\ (S ∪ D) lost;
+plus what upstream gets wrong: a destination tag on another digest is a refused tag move (tags
+never move), and a repository that could not be read fails only the edges touching it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
+from cip.model.refs import Registry
+from cip.plan.edges import EdgeGroup
+
+
+class Action(StrEnum):
+    PRESENT = "present"
+    COPY = "copy"
+    ADD_TAG = "add-tag"
+    LOST = "lost"
+    TAG_MOVE = "tag-move"
+    FAILED = "failed"
+
+
+PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class TagMove:
+    tag: str
+    current: str  # the digest the destination tag points at now
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What happens to one digest of one image at one destination (all its tags)."""
+
+    group: int  # index into Plan.groups
+    destination: Registry
+    action: Action  # copy / add-tag / present, or lost / failed for the whole digest
+    tags_present: tuple[str, ...] = ()
+    tags_to_add: tuple[str, ...] = ()
+    tag_moves: tuple[TagMove, ...] = ()
+    error: str | None = None
+
+    def edge_actions(self) -> Counter[Action]:
+        """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
+        counts: Counter[Action] = Counter()
+        if self.action in (Action.LOST, Action.FAILED):
+            edges = len(self.tags_present) + len(self.tags_to_add) + len(self.tag_moves)
+            counts[self.action] = max(1, edges)
+            return counts
+        counts[Action.PRESENT] += len(self.tags_present)
+        counts[self.action if self.action is Action.COPY else Action.ADD_TAG] += len(
+            self.tags_to_add
+        )
+        counts[Action.TAG_MOVE] += len(self.tag_moves)
+        if not (self.tags_present or self.tags_to_add or self.tag_moves):
+            counts[self.action] += 1  # the tagless edge
+        return +counts  # drop zero counts
+
+
+@dataclass
+class Plan:
+    groups: Sequence[EdgeGroup]
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def edge_counts(self) -> Counter[Action]:
+        total: Counter[Action] = Counter()
+        for verdict in self.verdicts:
+            total.update(verdict.edge_actions())
+        return total
+
+    @property
+    def has_problems(self) -> bool:
+        return any(v.action in PROBLEMS or v.tag_moves for v in self.verdicts)
+
+    def writes(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.action in (Action.COPY, Action.ADD_TAG)]
+
+
+@dataclass
+class WantedFacts:
+    """What the inventory reader must learn about one destination repository."""
+
+    tags: set[str] = field(default_factory=set)
+    digests: set[str] = field(default_factory=set)
+    source: RepoKey | None = None
+
+
+def wanted_facts(groups: Sequence[EdgeGroup]) -> dict[RepoKey, WantedFacts]:
+    wanted: dict[RepoKey, WantedFacts] = {}
+    for group in groups:
+        for destination in group.destinations:
+            facts = wanted.get((destination.name, group.image))
+            if facts is None:
+                facts = wanted[(destination.name, group.image)] = WantedFacts(
+                    source=(group.source.name, group.image)
+                )
+            facts.tags.update(group.tags)
+            facts.digests.add(group.digest)
+    return wanted
+
+
+def plan(groups: Sequence[EdgeGroup], inventory: Inventory) -> Plan:
+    result = Plan(groups)
+    for index, group in enumerate(groups):
+        source = inventory.get(group.source.name, group.image)
+        for destination in group.destinations:
+            result.verdicts.append(_judge(index, group, destination, inventory, source))
+    return result
+
+
+def _judge(
+    index: int,
+    group: EdgeGroup,
+    destination: Registry,
+    inventory: Inventory,
+    src: RepositoryFacts | None,
+) -> Verdict:
+    facts = inventory.get(destination.name, group.image)
+    if facts is None or facts.error is not None:
+        error = facts.error if facts is not None else "destination was not read"
+        return Verdict(index, destination, Action.FAILED, tags_to_add=group.tags, error=error)
+    present: list[str] = []
+    to_add: list[str] = []
+    moves: list[TagMove] = []
+    for tag in group.tags:
+        current = facts.tags.get(tag)
+        if tag not in facts.tags:
+            to_add.append(tag)
+        elif current is None:
+            error = f"tag {tag} is listed but its digest could not be read"
+            return Verdict(index, destination, Action.FAILED, tags_to_add=group.tags, error=error)
+        elif current == group.digest:
+            present.append(tag)
+        else:
+            moves.append(TagMove(tag, current))
+    if facts.has_digest(group.digest) or present:
+        action = Action.ADD_TAG if to_add else Action.PRESENT
+        return Verdict(index, destination, action, tuple(present), tuple(to_add), tuple(moves))
+    if src is not None and src.error is not None:
+        return Verdict(
+            index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=src.error
+        )
+    if src is not None and src.has_digest(group.digest):
+        return Verdict(index, destination, Action.COPY, (), tuple(to_add), tuple(moves))
+    if src is None or src.has_digest(group.digest) is None:
+        error = "source was not read"
+        return Verdict(index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=error)
+    return Verdict(index, destination, Action.LOST, (), tuple(to_add), tuple(moves))

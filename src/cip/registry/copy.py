@@ -1,0 +1,182 @@
+"""Copy one image graph between repositories, digest for digest, in an order that is always safe.
+
+Blobs before the manifest needing them, children before their index, the manifest by digest
+before any tag: whenever cip is killed, no tag points at incomplete content, and a rerun finds
+what is there and finishes the rest. Work is shared within a run: each blob crosses the wire at
+most once per destination repository, and on one host it is mounted instead of streamed (from
+the source, or from another repository that received it earlier in the run). Small blobs are
+read from the source once and fanned out to every destination from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from cip.errors import RegistryError
+from cip.registry.client import Manifest, Registry
+from cip.registry.media import Descriptor
+
+T = TypeVar("T")
+SMALL_BLOB = 1024 * 1024  # read once, kept for the fan-out to other destinations
+
+
+class TagMoveRefused(RegistryError):
+    """The destination tag points at another digest now; tags never move."""
+
+    def __init__(self, tag: str, current: str, wanted: str, *, registry: str, image: str) -> None:
+        super().__init__(
+            f"tag {tag} now points at {current}; refused to move it to {wanted}",
+            registry=registry,
+            image=image,
+            digest=wanted,
+        )
+        self.tag = tag
+        self.current = current
+
+
+@dataclass
+class CopyStats:
+    manifests_written: int = 0
+    tags_written: int = 0
+    blobs_present: int = 0
+    blobs_mounted: int = 0
+    blobs_streamed: int = 0
+    bytes_streamed: int = 0
+    foreign_layers_skipped: int = 0
+
+
+def _key(registry: Registry, repository: str, digest: str) -> tuple[int, str, str]:
+    return (id(registry), repository, digest)
+
+
+class ImageCopier:
+    """Shares in-flight work: two edges needing the same blob or manifest await one task."""
+
+    def __init__(self, *, include_foreign_layers: bool = False) -> None:
+        self.stats = CopyStats()
+        self._include_foreign = include_foreign_layers
+        self._tasks: dict[tuple[str, int, str, str], asyncio.Task[object]] = {}
+        self._small_blobs: dict[tuple[int, str, str], bytes] = {}
+        self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
+
+    def forget_cached_content(self) -> None:
+        """Drop source manifests and small blobs kept for fan-out (call between batches)."""
+        self._small_blobs.clear()
+        self._tasks = {k: t for k, t in self._tasks.items() if not t.done() or k[0] != "src"}
+
+    async def _once(self, key: tuple[str, int, str, str], work: Callable[[], Awaitable[T]]) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._tasks[key] = task
+        # shield: one waiter being cancelled must not cancel the work others wait for.
+        result = await asyncio.shield(task)
+        return cast(T, result)
+
+    async def source_manifest(self, src: Registry, repository: str, digest: str) -> Manifest:
+        return await self._once(
+            ("src", id(src), repository, digest), lambda: src.get_manifest(repository, digest)
+        )
+
+    async def copy(
+        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, digest: str
+    ) -> Manifest:
+        """Make `dst_repo@digest` exist with all it references; returns the manifest."""
+        return await self._once(
+            ("manifest", id(dst), dst_repo, digest),
+            lambda: self._copy_manifest(src, src_repo, dst, dst_repo, digest),
+        )
+
+    async def _copy_manifest(
+        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, digest: str
+    ) -> Manifest:
+        manifest = await self.source_manifest(src, src_repo, digest)
+        if await dst.head_manifest(dst_repo, digest) is not None:
+            return manifest  # a registry stores a manifest only once what it references exists
+        parsed = manifest.parse()
+        if parsed.is_index:
+            # Distribution 2.8.2 refuses an index whose children are not in the repository.
+            await asyncio.gather(
+                *(self.copy(src, src_repo, dst, dst_repo, c.digest) for c in parsed.children)
+            )
+        else:
+            self.stats.foreign_layers_skipped += (
+                0 if self._include_foreign else len(parsed.foreign_layers)
+            )
+            await asyncio.gather(
+                *(
+                    self._copy_blob_once(src, src_repo, dst, dst_repo, blob)
+                    for blob in parsed.blobs(include_foreign=self._include_foreign)
+                )
+            )
+        await dst.put_manifest(dst_repo, digest, manifest.data, manifest.media_type)
+        self.stats.manifests_written += 1
+        return manifest
+
+    async def _copy_blob_once(
+        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, blob: Descriptor
+    ) -> None:
+        await self._once(
+            ("blob", id(dst), dst_repo, blob.digest),
+            lambda: self._copy_blob(src, src_repo, dst, dst_repo, blob),
+        )
+
+    async def _copy_blob(
+        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, blob: Descriptor
+    ) -> None:
+        digest = blob.digest
+        if await dst.blob_exists(dst_repo, digest):
+            self.stats.blobs_present += 1
+            self._blob_homes.setdefault((id(dst), digest), dst_repo)
+            return
+        session = None
+        home = src_repo if dst is src else self._blob_homes.get((id(dst), digest))
+        if home is not None and home != dst_repo:
+            mount = await dst.mount_blob(dst_repo, digest, home)
+            if mount.mounted:
+                self.stats.blobs_mounted += 1
+                self._blob_homes.setdefault((id(dst), digest), dst_repo)
+                return
+            session = mount.session  # declined: continue this upload session instead
+        if blob.size <= SMALL_BLOB:
+            data = await self._small_blob(src, src_repo, digest)
+            await dst.upload_blob(dst_repo, digest, data, session=session)
+        else:
+            await dst.upload_blob(
+                dst_repo, digest, src.stream_blob(src_repo, digest), size=blob.size, session=session
+            )
+        self.stats.blobs_streamed += 1
+        self.stats.bytes_streamed += blob.size
+        self._blob_homes.setdefault((id(dst), digest), dst_repo)
+
+    async def _small_blob(self, src: Registry, repository: str, digest: str) -> bytes:
+        key = _key(src, repository, digest)
+        cached = self._small_blobs.get(key)
+        if cached is None:
+
+            async def fetch() -> bytes:
+                return b"".join([chunk async for chunk in src.stream_blob(repository, digest)])
+
+            cached = await self._once(("src-blob", id(src), repository, digest), fetch)
+            self._small_blobs[key] = cached
+        return cached
+
+    async def tag(self, dst: Registry, dst_repo: str, tag: str, manifest: Manifest) -> bool:
+        """Point `tag` at the manifest unless it already does; refuse to move it.
+
+        Re-checked right before the write: another run may have written the tag since planning.
+        Returns whether a write happened.
+        """
+        current = await dst.head_manifest(dst_repo, tag)
+        if current is not None:
+            if current.digest == manifest.digest:
+                return False
+            raise TagMoveRefused(
+                tag, current.digest, manifest.digest, registry=dst.name, image=dst_repo
+            )
+        await dst.put_manifest(dst_repo, tag, manifest.data, manifest.media_type)
+        self.stats.tags_written += 1
+        return True

@@ -1,0 +1,498 @@
+"""The Registry protocol over the OCI Distribution API, on httpx.
+
+One `HttpRegistry` per `host[:port]`: that is the unit that owns a connection pool, TLS settings
+and (later) a token cache and rate limit. The httpx client is built by `create_http_registry`
+from a transport stack (`transport.py`) so retries, auth and rate limits can be layered under
+this code without touching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from cip import __version__
+from cip.errors import DigestMismatchError, RegistryError
+from cip.registry import media
+from cip.registry.client import (
+    DEFAULT_CHUNK_SIZE,
+    BlobSource,
+    ListedManifest,
+    Manifest,
+    ManifestInfo,
+    MountResult,
+    RequestCounter,
+    TagList,
+    UploadSession,
+)
+from cip.registry.media import Descriptor
+from cip.registry.names import HostSettings, NetworkOptions, host_settings
+from cip.registry.transport import TransportWrapper, build_transport
+
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_OCTET = "application/octet-stream"
+
+
+def _error_from(response: httpx.Response, what: str, **context: str | None) -> RegistryError:
+    """A RegistryError from a refusal, with the OCI error code when the body has one."""
+    code: str | None = None
+    detail = ""
+    if response.request.method != "HEAD":
+        try:
+            body = json.loads(response.content)
+            first = body["errors"][0]
+            code = str(first.get("code") or "") or None
+            detail = str(first.get("message") or "")
+        except (ValueError, KeyError, IndexError, TypeError, httpx.ResponseNotRead):
+            pass
+    status = response.status_code
+    message = (
+        f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
+    )
+    cls = DigestMismatchError if code == "DIGEST_INVALID" else RegistryError
+    return cls(
+        message,
+        registry=context.get("registry"),
+        image=context.get("image"),
+        digest=context.get("digest"),
+        status=status,
+        oci_code=code,
+        retryable=status in _RETRYABLE_STATUS or code == "TOOMANYREQUESTS",
+    )
+
+
+def _transport_error(what: str, exc: Exception, ctx: media.ErrorContext) -> RegistryError:
+    """No answer at all (refused, reset, timed out): worth retrying by a later layer."""
+    return RegistryError(f"{what}: {type(exc).__name__}: {exc}", retryable=True, **ctx)
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The `Link: <url>; rel="next"` target (distribution-spec "Listing Tags", RFC 5988)."""
+    target = response.links.get("next", {}).get("url")
+    return str(response.url.join(target)) if target else None
+
+
+class HttpRegistry:
+    """A Distribution registry host; repositories are paths below it."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        client: httpx.AsyncClient,
+        counter: RequestCounter,
+        *,
+        base_url: str | None = None,
+        catalog_page_size: int | None = 1000,
+    ) -> None:
+        self.settings = settings
+        self.counter = counter
+        self._client = client
+        self._base = base_url
+        self._base_lock = asyncio.Lock()
+        self._catalog_page_size = catalog_page_size
+        self._referrers_api: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.host
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def base_url(self) -> str:
+        """`https://endpoint`, or `http://` when plain HTTP is allowed and TLS is not offered.
+
+        Like docker for insecure registries: try HTTPS first, fall back to HTTP only when the
+        TLS connection itself fails (not on an HTTP error status).
+        """
+        if self._base is not None:
+            return self._base
+        async with self._base_lock:
+            if self._base is None:
+                https = f"https://{self.settings.endpoint}"
+                if not self.settings.allow_http:
+                    self._base = https
+                else:
+                    try:
+                        await self._client.get(f"{https}/v2/")
+                        self._base = https
+                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                        self._base = f"http://{self.settings.endpoint}"
+            return self._base
+
+    def _ctx(self, repository: str | None, digest: str | None = None) -> media.ErrorContext:
+        return {"registry": self.settings.host, "image": repository, "digest": digest}
+
+    async def _url(self, repository: str, tail: str) -> str:
+        return f"{await self.base_url()}/v2/{self.settings.repository_path(repository)}/{tail}"
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        ok: Sequence[int] = (200,),
+        missing_ok: bool = False,
+        context: media.ErrorContext,
+        **kwargs: Any,
+    ) -> httpx.Response | None:
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise _transport_error(what, exc, context) from exc
+        if response.status_code in ok:
+            return response
+        if missing_ok and response.status_code == 404:
+            return None
+        raise _error_from(response, what, **context)
+
+    async def _must(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        response = await self._send(method, url, what, **kwargs)
+        assert response is not None  # missing_ok=False
+        return response
+
+    # -- discovery --------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        base = await self.base_url()
+        # 401 means "speaks the API, wants credentials" (distribution-spec "Determining Support").
+        await self._must("GET", f"{base}/v2/", "ping", ok=(200, 401), context=self._ctx(None))
+
+    async def catalog(self) -> AsyncIterator[str]:
+        """Every repository, following `Link` (Distribution 2.8.2 pages by 100 unless `n`)."""
+        url: str | None = f"{await self.base_url()}/v2/_catalog"
+        if self._catalog_page_size:
+            url = f"{url}?n={self._catalog_page_size}"
+        while url is not None:
+            response = await self._must("GET", url, "catalog", context=self._ctx(None))
+            for name in response.json().get("repositories") or []:
+                yield str(name)
+            url = _next_link(response)
+
+    async def list_tags(self, repository: str) -> TagList:
+        url: str | None = await self._url(repository, "tags/list")
+        tags: list[str] = []
+        listed: dict[str, ListedManifest] | None = None
+        while url is not None:
+            response = await self._must(
+                "GET", url, f"list tags of {repository}", context=self._ctx(repository)
+            )
+            body = response.json()
+            # Distribution 2.8.2: a repository whose manifests were all deleted has "tags": null.
+            tags.extend(str(t) for t in body.get("tags") or [])
+            # Google Container/Artifact Registry add {digest: {tag: [...], mediaType: ...}}.
+            google = body.get("manifest")
+            if isinstance(google, dict):
+                listed = listed or {}
+                for digest, info in google.items():
+                    info = info if isinstance(info, dict) else {}
+                    listed[digest] = ListedManifest(
+                        digest=str(digest),
+                        tags=tuple(str(t) for t in info.get("tag") or []),
+                        media_type=info.get("mediaType"),
+                    )
+            url = _next_link(response)
+        return TagList(repository, tuple(tags), listed)
+
+    # -- manifests --------------------------------------------------------------------------
+
+    async def head_manifest(self, repository: str, reference: str) -> ManifestInfo | None:
+        url = await self._url(repository, f"manifests/{reference}")
+        response = await self._send(
+            "HEAD",
+            url,
+            f"HEAD manifest {repository}:{reference}",
+            missing_ok=True,
+            headers={"Accept": media.ACCEPT_MANIFESTS},
+            context=self._ctx(repository, reference if ":" in reference else None),
+        )
+        if response is None:
+            return None
+        headers = response.headers
+        digest = headers.get("docker-content-digest")
+        if digest is None:
+            if ":" not in reference:
+                # Docker-Content-Digest is optional (distribution-spec "Pulling manifests").
+                return (await self.get_manifest(repository, reference)).info()
+            digest = reference
+        return ManifestInfo(
+            digest=digest,
+            media_type=headers.get("content-type", "").split(";")[0].strip(),
+            size=int(headers.get("content-length", "0")),
+        )
+
+    async def get_manifest(self, repository: str, reference: str) -> Manifest:
+        by_digest = ":" in reference
+        ctx = self._ctx(repository, reference if by_digest else None)
+        what = f"GET manifest {repository}{'@' if by_digest else ':'}{reference}"
+        url = await self._url(repository, f"manifests/{reference}")
+        headers = {"Accept": media.ACCEPT_MANIFESTS}
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _error_from(response, what, **ctx)
+                media.check_manifest_size(int(response.headers.get("content-length", "0")), **ctx)
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    media.check_manifest_size(total, **ctx)
+                    chunks.append(chunk)
+                announced = response.headers.get("docker-content-digest")
+                header_type = response.headers.get("content-type")
+        except httpx.TransportError as exc:
+            raise _transport_error(what, exc, ctx) from exc
+        data = b"".join(chunks)
+        if by_digest:
+            digest = media.verify_digest(data, reference, what=what, **ctx)
+        elif announced:
+            digest = media.verify_digest(data, announced, what=what, **ctx)
+        else:
+            digest = media.compute_digest(data)
+        kind = media.effective_media_type(data, header_type)
+        media.refuse_schema1(kind, **self._ctx(repository, digest))
+        return Manifest(data, kind, digest)
+
+    async def put_manifest(
+        self, repository: str, reference: str, data: bytes, media_type: str
+    ) -> str:
+        ctx = self._ctx(repository, reference if ":" in reference else None)
+        media.check_manifest_size(len(data), **ctx)
+        media.refuse_schema1(media.effective_media_type(data, media_type), **ctx)
+        what = f"PUT manifest {repository}:{reference}"
+        digest = (
+            media.verify_digest(data, reference, what=what, **ctx)
+            if ":" in reference
+            else media.compute_digest(data)
+        )
+        response = await self._must(
+            "PUT",
+            await self._url(repository, f"manifests/{reference}"),
+            what,
+            ok=(200, 201, 202),
+            content=data,
+            headers={"Content-Type": media_type},
+            context=ctx,
+        )
+        stored = response.headers.get("docker-content-digest")
+        if stored and stored.startswith("sha256:") and stored != digest:
+            raise DigestMismatchError(
+                f"{what}: registry stored {stored}, the bytes hash to {digest}", **ctx
+            )
+        return digest
+
+    async def delete_manifest(self, repository: str, digest: str) -> None:
+        """Delete by digest (needs `storage.delete.enabled` on Distribution)."""
+        await self._must(
+            "DELETE",
+            await self._url(repository, f"manifests/{digest}"),
+            f"DELETE manifest {repository}@{digest}",
+            ok=(200, 202),
+            context=self._ctx(repository, digest),
+        )
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    async def blob_exists(self, repository: str, digest: str) -> bool:
+        response = await self._send(
+            "HEAD",
+            await self._url(repository, f"blobs/{digest}"),
+            f"HEAD blob {repository}@{digest}",
+            missing_ok=True,
+            follow_redirects=True,
+            context=self._ctx(repository, digest),
+        )
+        return response is not None
+
+    async def stream_blob(
+        self, repository: str, digest: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> AsyncIterator[bytes]:
+        ctx = self._ctx(repository, digest)
+        what = f"GET blob {repository}@{digest}"
+        url = await self._url(repository, f"blobs/{digest}")
+        hasher = hashlib.new(digest.partition(":")[0])
+        try:
+            # Blob GETs may redirect to storage (S3, GCS); httpx drops credentials cross-origin.
+            async with self._client.stream("GET", url, follow_redirects=True) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _error_from(response, what, **ctx)
+                async for chunk in response.aiter_bytes(chunk_size):
+                    hasher.update(chunk)
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise _transport_error(what, exc, ctx) from exc
+        actual = f"{digest.partition(':')[0]}:{hasher.hexdigest()}"
+        if actual != digest:
+            raise DigestMismatchError(f"{what}: content hashes to {actual}; refused", **ctx)
+
+    def _session(self, repository: str, response: httpx.Response, what: str) -> UploadSession:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(f"{what}: no Location header", **self._ctx(repository))
+        return UploadSession(repository, str(response.url.join(location)))
+
+    async def start_upload(self, repository: str) -> UploadSession:
+        what = f"start upload to {repository}"
+        response = await self._must(
+            "POST",
+            await self._url(repository, "blobs/uploads/"),
+            what,
+            ok=(202,),
+            headers={"Content-Length": "0"},
+            context=self._ctx(repository),
+        )
+        return self._session(repository, response, what)
+
+    async def mount_blob(self, repository: str, digest: str, source: str) -> MountResult:
+        what = f"mount {digest} from {source} into {repository}"
+        response = await self._must(
+            "POST",
+            await self._url(repository, "blobs/uploads/"),
+            what,
+            ok=(201, 202),
+            params={"mount": digest, "from": self.settings.repository_path(source)},
+            headers={"Content-Length": "0"},
+            context=self._ctx(repository, digest),
+        )
+        if response.status_code == 201:
+            return MountResult(mounted=True)
+        # 202: the registry declined (blob not in source, or no access); upload instead.
+        return MountResult(mounted=False, session=self._session(repository, response, what))
+
+    async def upload_blob(
+        self,
+        repository: str,
+        digest: str,
+        data: BlobSource,
+        *,
+        size: int | None = None,
+        session: UploadSession | None = None,
+    ) -> None:
+        """POST then PUT with the body, or POST, one streamed PATCH, then PUT.
+
+        A single `POST ?digest=` is not honoured by Distribution 2.8.2 (LAB.md), so monolithic
+        uploads always use the two-step form (distribution-spec "POST then PUT").
+        """
+        ctx = self._ctx(repository, digest)
+        what = f"upload {digest} to {repository}"
+        session = session or await self.start_upload(repository)
+        location = session.location
+        try:
+            if isinstance(data, bytes):
+                body: bytes | AsyncIterable[bytes] = data
+                headers = {"Content-Type": _OCTET, "Content-Length": str(len(data))}
+            else:
+                patch_headers = {"Content-Type": _OCTET}
+                if size is not None:
+                    # Chunked upload headers (distribution-spec "Pushing a blob in chunks").
+                    patch_headers["Content-Length"] = str(size)
+                    if size:
+                        patch_headers["Content-Range"] = f"0-{size - 1}"
+                response = await self._must(
+                    "PATCH", location, what, ok=(202, 204), content=data,
+                    headers=patch_headers, context=ctx,
+                )  # fmt: skip
+                location = self._session(repository, response, what).location
+                body, headers = b"", {"Content-Length": "0"}
+            put_url = httpx.URL(location).copy_add_param("digest", digest)
+            await self._must(
+                "PUT", str(put_url), what, ok=(201, 204), content=body, headers=headers, context=ctx
+            )
+        except BaseException:
+            await self._cancel(location)
+            raise
+
+    async def _cancel(self, location: str) -> None:
+        # Best effort: registries garbage-collect abandoned uploads anyway.
+        with contextlib.suppress(httpx.HTTPError):
+            await self._client.delete(location)
+
+    # -- referrers --------------------------------------------------------------------------
+
+    async def referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        """OCI 1.1 referrers API; where it is missing (404), the `<alg>-<hex>` tag's index."""
+        found: list[Descriptor] | None = None
+        if self._referrers_api is not False:
+            found = await self._referrers_api_list(repository, digest, artifact_type)
+            self._referrers_api = found is not None
+        if found is None:
+            # distribution-spec "Unavailable Referrers API": fall back to the tag schema.
+            tag = media.referrers_tag(digest)
+            if await self.head_manifest(repository, tag) is None:
+                return []
+            found = list((await self.get_manifest(repository, tag)).parse().children)
+        if artifact_type is not None:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+    async def _referrers_api_list(
+        self, repository: str, digest: str, artifact_type: str | None
+    ) -> list[Descriptor] | None:
+        ctx = self._ctx(repository, digest)
+        url: str | None = await self._url(repository, f"referrers/{digest}")
+        params = {"artifactType": artifact_type} if artifact_type else None
+        found: list[Descriptor] = []
+        while url is not None:
+            response = await self._send(
+                "GET", url, f"referrers of {repository}@{digest}", missing_ok=True,
+                params=params, headers={"Accept": media.OCI_INDEX}, context=ctx,
+            )  # fmt: skip
+            if response is None:
+                return None
+            found.extend(media.parse_manifest(response.content, media.OCI_INDEX).children)
+            url, params = _next_link(response), None
+        return found
+
+
+def create_http_registry(
+    host: str,
+    options: NetworkOptions | None = None,
+    *,
+    max_connections: int = 64,
+    timeout: float = 60.0,
+    wrappers: Sequence[TransportWrapper] = (),
+    counter: RequestCounter | None = None,
+    catalog_page_size: int | None = 1000,
+) -> HttpRegistry:
+    """A client for `host[:port]`; no I/O happens until the first request. Close with aclose()."""
+    settings = host_settings(host, options or NetworkOptions())
+    counter = counter if counter is not None else RequestCounter()
+
+    def stack(scheme: str) -> httpx.AsyncBaseTransport:
+        return build_transport(
+            settings, scheme, counter, max_connections=max_connections, wrappers=wrappers
+        )
+
+    client = httpx.AsyncClient(
+        transport=stack("https"),
+        mounts={"http://": stack("http")},
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0), pool=None),
+        headers={"User-Agent": f"cip/{__version__}"},
+        trust_env=False,  # proxies and CA files come from NetworkOptions, read once
+    )
+    return HttpRegistry(settings, client, counter, catalog_page_size=catalog_page_size)
+
+
+@asynccontextmanager
+async def open_http_registry(
+    host: str, options: NetworkOptions | None = None, **kwargs: Any
+) -> AsyncIterator[HttpRegistry]:
+    registry = create_http_registry(host, options, **kwargs)
+    try:
+        yield registry
+    finally:
+        await registry.aclose()

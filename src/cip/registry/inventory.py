@@ -1,0 +1,132 @@
+"""Read, concurrently, exactly the registry facts a plan needs.
+
+Destinations first: one tag listing per destination repository, then a HEAD per wanted tag
+that exists (skipped when the listing already carries digests, as Google's registries do), and
+a HEAD per wanted digest no tag accounts for. Sources only afterwards, and only for digests
+some destination lacks. So a run where everything is present costs at most one request per
+destination tag plus one per destination repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from cip.errors import RegistryError
+from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
+from cip.model.refs import Registry as RegistryName
+from cip.plan.edges import EdgeGroup
+from cip.plan.planner import WantedFacts, wanted_facts
+from cip.registry.client import ManifestInfo, Registry
+from cip.registry.pool import RegistryPool
+
+T = TypeVar("T")
+ProgressCallback = Callable[[int], None]  # called with the number of requests just finished
+
+
+def _registries(groups: Sequence[EdgeGroup]) -> dict[str, RegistryName]:
+    found: dict[str, RegistryName] = {}
+    for group in groups:
+        found.setdefault(group.source.name, group.source)
+        for destination in group.destinations:
+            found.setdefault(destination.name, destination)
+    return found
+
+
+class InventoryReader:
+    def __init__(
+        self,
+        pool: RegistryPool,
+        *,
+        concurrency: int = 32,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self._pool = pool
+        self._limit = asyncio.Semaphore(concurrency)
+        self._progress = progress
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        async with self._limit:
+            try:
+                return await request
+            finally:
+                if self._progress is not None:
+                    self._progress(1)
+
+    async def _heads(
+        self, client: Registry, repository: str, references: Sequence[str]
+    ) -> list[ManifestInfo | None]:
+        return await asyncio.gather(
+            *(self._call(client.head_manifest(repository, ref)) for ref in references)
+        )
+
+    async def read(self, groups: Sequence[EdgeGroup]) -> Inventory:
+        registries = _registries(groups)
+        wanted = wanted_facts(groups)
+        inventory = Inventory()
+        await asyncio.gather(
+            *(
+                self._read_destination(registries[key[0]], key[1], w, inventory.facts(*key))
+                for key, w in wanted.items()
+            )
+        )
+        missing: dict[RepoKey, set[str]] = {}
+        for key, w in wanted.items():
+            facts = inventory.facts(*key)
+            if facts.error is not None or w.source is None:
+                continue
+            for digest in w.digests:
+                if not facts.has_digest(digest):
+                    missing.setdefault(w.source, set()).add(digest)
+        await asyncio.gather(
+            *(
+                self._read_source(registries[key[0]], key[1], digests, inventory.facts(*key))
+                for key, digests in missing.items()
+            )
+        )
+        return inventory
+
+    async def _read_destination(
+        self, registry: RegistryName, image: str, wanted: WantedFacts, facts: RepositoryFacts
+    ) -> None:
+        client, repository = self._pool.locate(registry, image)
+        try:
+            try:
+                listing = await self._call(client.list_tags(repository))
+                listed_tags = set(listing.tags)
+            except RegistryError as error:
+                if error.status != 404:
+                    raise
+                listing, listed_tags = None, set()  # a repository nobody pushed to yet
+            facts.listed = True
+            if listing is not None and listing.manifests is not None:
+                for entry in listing.manifests.values():
+                    facts.digests[entry.digest] = True
+                    for tag in entry.tags:
+                        facts.tags[tag] = entry.digest
+            else:
+                to_resolve = sorted(wanted.tags & listed_tags)
+                heads = await self._heads(client, repository, to_resolve)
+                for tag, info in zip(to_resolve, heads, strict=True):
+                    if info is not None:  # else deleted since the listing: absent
+                        facts.tags[tag] = info.digest
+            unknown = sorted(d for d in wanted.digests if facts.has_digest(d) is None)
+            found = await self._heads(client, repository, unknown)
+            for digest, info in zip(unknown, found, strict=True):
+                facts.digests[digest] = info is not None
+        except RegistryError as error:
+            facts.error = error.message
+
+    async def _read_source(
+        self, registry: RegistryName, image: str, digests: set[str], facts: RepositoryFacts
+    ) -> None:
+        client, repository = self._pool.locate(registry, image)
+        ordered = sorted(digests)
+        try:
+            found = await self._heads(client, repository, ordered)
+        except RegistryError as error:
+            facts.error = error.message
+            return
+        for digest, info in zip(ordered, found, strict=True):
+            facts.digests[digest] = info is not None

@@ -1,0 +1,277 @@
+"""Per-host request rates and concurrency, as a transport layer.
+
+A registry throttles per host, and every method costs it the same CPU (LAB.md: ~2 ms a
+request), so the limit covers every request, HEADs included. By default nothing is capped:
+cip goes as fast as the registry answers until it says 429, then that host's rate is cut
+multiplicatively and recovers additively (AIMD, as TCP does) until it is uncapped again. A
+fixed cap (`--rate-limit=N`, `--rate-limit=HOST=N`; upstream runs Artifact Registry at 50/s)
+is a promise to the operator: never more than N request starts in any one-second window.
+
+All state lives in a `RateLimiter` object owned by the run (no module state), keyed by host,
+so every client of the same host shares one budget. Uses asyncio primitives only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from cip.errors import UsageError
+from cip.registry.retry import parse_retry_after
+from cip.registry.transport import TransportWrapper
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Fixed caps (requests/second) and concurrency limits; hosts are `host[:port]`."""
+
+    default_rate: float | None = None  # None: adaptive
+    host_rates: Mapping[str, float] = field(default_factory=dict)
+    concurrency: int | None = None  # in-flight requests per host
+    host_concurrency: Mapping[str, int] = field(default_factory=dict)
+    decrease: float = 0.5  # a 429 multiplies the rate by this
+    recovery: float = 0.1  # each second after a cut adds this fraction of the cut rate
+    min_rate: float = 0.5
+
+    @classmethod
+    def parse(
+        cls, rate_limits: Iterable[str] = (), concurrency: Iterable[str] = (), **kwargs: Any
+    ) -> RateLimitConfig:
+        """From repeated `--rate-limit=N|HOST=N` and `--host-concurrency=N|HOST=N` values."""
+        default_rate, host_rates = _parse_flag("--rate-limit", rate_limits, float)
+        default_conc, host_conc = _parse_flag("--host-concurrency", concurrency, int)
+        return cls(
+            default_rate=default_rate,
+            host_rates=host_rates,
+            concurrency=default_conc,
+            host_concurrency=host_conc,
+            **kwargs,
+        )
+
+    def rate_for(self, host: str) -> float | None:
+        return self.host_rates.get(host, self.default_rate)
+
+    def concurrency_for(self, host: str) -> int | None:
+        return self.host_concurrency.get(host, self.concurrency)
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _parse_flag(
+    flag: str, values: Iterable[str], kind: Callable[[str], _Number]
+) -> tuple[_Number | None, dict[str, _Number]]:
+    default: _Number | None = None
+    per_host: dict[str, _Number] = {}
+    for raw in values:
+        host, sep, number = raw.rpartition("=")
+        try:
+            value = kind(number.strip())
+        except ValueError:
+            value = kind("0")
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"{flag}={raw}: expected a positive number, or HOST=NUMBER")
+        if sep and not host.strip():
+            raise UsageError(f"{flag}={raw}: the host before '=' is empty")
+        if sep:
+            per_host[host.strip()] = value
+        else:
+            default = value
+    return default, per_host
+
+
+RateSource = Callable[[], float | None]
+
+
+class TokenBucket:
+    """Start times spaced by 1/rate (burst 1), so any one-second window holds at most `rate`.
+
+    Waiters queue FIFO on a lock. The rate is read again on every wake-up, so a rate that
+    recovers (adaptive mode) speeds up requests already waiting. A rate of None is uncapped.
+    """
+
+    def __init__(self, rate: float | RateSource | None, *, clock: Clock = time.monotonic) -> None:
+        self._source: RateSource = rate if callable(rate) else (lambda: rate)
+        self._clock = clock
+        self._tokens = 1.0
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self, rate: float | None) -> None:
+        now = self._clock()
+        if rate is None:
+            self._tokens = 1.0
+        else:
+            self._tokens = min(1.0, self._tokens + (now - self._stamp) * rate)
+        self._stamp = now
+
+    async def acquire(self) -> None:
+        if self._source() is None and not self._lock.locked():
+            self._refill(None)
+            return  # uncapped: no queue, no lock round-trip on the hot path
+        async with self._lock:
+            while True:
+                rate = self._source()
+                self._refill(rate)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                assert rate is not None
+                await asyncio.sleep(min((1.0 - self._tokens) / rate, _MAX_NAP))
+
+
+_MAX_NAP = 0.25  # how late a waiter may notice that the adaptive rate recovered
+
+
+class HostLimit:
+    """One host: its bucket, concurrency, and (when adaptive) the AIMD state."""
+
+    def __init__(self, config: RateLimitConfig, host: str, clock: Clock) -> None:
+        self.host = host
+        self._config = config
+        self._clock = clock
+        fixed = config.rate_for(host)
+        self.adaptive = fixed is None
+        self.bucket = TokenBucket(self.current_rate if fixed is None else fixed, clock=clock)
+        limit = config.concurrency_for(host)
+        self.slots = asyncio.Semaphore(limit) if limit else None
+        self._sent: deque[float] = deque()  # start times in the last second
+        self._cut_at = -math.inf
+        self._cut_rate = 0.0
+        self._ceiling = 0.0
+        self._paused_until = 0.0
+        self.cuts = 0
+        self.history: deque[tuple[float, float, float]] = deque(maxlen=64)  # (when, from, to)
+
+    def current_rate(self) -> float | None:
+        """The rate now: fixed, or the cut rate plus additive recovery (None once recovered)."""
+        if not self.adaptive:
+            return self._config.rate_for(self.host)
+        if self._cut_rate == 0.0:
+            return None
+        since = self._clock() - self._cut_at
+        rate = self._cut_rate * (1.0 + self._config.recovery * since)
+        if rate >= self._ceiling:
+            self._cut_rate = 0.0
+            return None
+        return rate
+
+    async def before_send(self) -> float:
+        pause = self._paused_until - self._clock()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        await self.bucket.acquire()
+        now = self._clock()
+        self._sent.append(now)
+        while self._sent and self._sent[0] < now - 1.0:
+            self._sent.popleft()
+        return now
+
+    def throttled(self, sent_at: float, retry_after: float | None) -> None:
+        """A 429 for a request started at `sent_at`: one cut per round of requests in flight."""
+        now = self._clock()
+        if retry_after:
+            self._paused_until = max(self._paused_until, now + retry_after)
+        if not self.adaptive or sent_at < self._cut_at:
+            return  # sent before the last cut: that cut already answered it (TCP's rule)
+        measured = float(max(1, len(self._sent)))
+        current = self.current_rate()
+        base = measured if current is None else min(current, measured)
+        self._ceiling = base  # the rate the registry refused: uncapped again once back there
+        self._cut_rate = max(self._config.min_rate, base * self._config.decrease)
+        self._cut_at = now
+        self.cuts += 1
+        self.history.append((now, base, self._cut_rate))
+
+
+class RateLimiter:
+    """Run-wide limits for every host; hand `wrapper(...)` to the transport stack."""
+
+    def __init__(self, config: RateLimitConfig | None = None, *, clock: Clock = time.monotonic):
+        self.config = config or RateLimitConfig()
+        self._clock = clock
+        self._hosts: dict[str, HostLimit] = {}
+
+    def host(self, host: str) -> HostLimit:
+        limit = self._hosts.get(host)
+        if limit is None:
+            limit = self._hosts[host] = HostLimit(self.config, host, self._clock)
+        return limit
+
+    def rate(self, host: str) -> float | None:
+        """Requests/second allowed to `host` now; None means uncapped."""
+        return self.host(host).current_rate()
+
+    def wrapper(self, host: str | None = None, endpoint: str | None = None) -> TransportWrapper:
+        """Requests to `endpoint` count against `host` (the name in manifests, e.g. docker.io)."""
+
+        def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+            aliases = {endpoint: host} if host and endpoint else {}
+            return RateLimitTransport(inner, self, aliases)
+
+        return wrap
+
+
+class RateLimitTransport(httpx.AsyncBaseTransport):
+    """Waits for a slot and a token before each attempt; tells the host about 429s."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, limiter: RateLimiter, aliases: Mapping[str, str]
+    ) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._aliases = aliases
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        netloc = request.url.netloc.decode("ascii")
+        limit = self._limiter.host(self._aliases.get(netloc, netloc))
+        if limit.slots is not None:
+            await limit.slots.acquire()
+        release = limit.slots.release if limit.slots is not None else None
+        try:
+            sent_at = await limit.before_send()
+            response = await self._inner.handle_async_request(request)
+        except BaseException:
+            if release:
+                release()
+            raise
+        if response.status_code == 429:
+            limit.throttled(sent_at, parse_retry_after(response.headers.get("retry-after")))
+        if release:
+            # The slot is held until the body is consumed or closed: streams count as in flight.
+            response.stream = _ReleasingStream(response.stream, release)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    def __init__(
+        self, inner: httpx.SyncByteStream | httpx.AsyncByteStream, release: Callable[[], None]
+    ) -> None:
+        assert isinstance(inner, httpx.AsyncByteStream)
+        self._inner = inner
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            release = self._release
+            self._release = None
+            if release is not None:
+                release()

@@ -1,0 +1,201 @@
+"""Retries with a bounded budget, as a transport layer.
+
+Registries throttle (429), restart behind load balancers (502/503/504, resets) and time out;
+most of that is over in a second, so a request is retried with exponential backoff and full
+jitter (many clients retrying in lock-step is what overloads a registry again). Every request
+has a budget of attempts and seconds: when it is spent, the request fails with a retryable
+`RegistryError` that names the registry, and the executor fails that one edge, not the run.
+
+Only requests whose body can be sent again are retried. A streamed body (a blob upload from an
+async iterator) is gone after the first attempt, and a PATCH appends to the upload, so those
+fail at once with a retryable error: the caller restarts the whole upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from cip.errors import RegistryError
+from cip.registry.transport import TransportWrapper
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and 5xx; 501 and 505 say "never", not "not now" (RFC 9110 §15.6.2, §15.6.6)."""
+    return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
+
+
+def is_retryable_error(exc: BaseException) -> bool:
+    """No answer at all; a TLS handshake that fails will fail the same way again."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from `Retry-After`: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; parsedate leaves naive for "-0000"
+        return None
+    wall = time.time() if now is None else now
+    return max(0.0, when.timestamp() - wall)
+
+
+def is_replayable(request: httpx.Request) -> bool:
+    """The body can be sent again: it was given as bytes (httpx has already read it)."""
+    if request.method == "PATCH":
+        # Distribution 2.8.2 appends PATCH bodies and ignores Content-Range (LAB.md): a
+        # replay after a partial write would corrupt the upload.
+        return False
+    try:
+        request.content  # noqa: B018 - raises RequestNotRead for streamed bodies
+    except httpx.RequestNotRead:
+        return False
+    return True
+
+
+def describe(request: httpx.Request) -> str:
+    """`METHOD /path` without the query: upload URLs carry opaque session state there."""
+    return f"{request.method} {request.url.path}"
+
+
+def oci_code(response: httpx.Response) -> str | None:
+    try:
+        code = json.loads(response.content)["errors"][0]["code"]
+    except (ValueError, KeyError, IndexError, TypeError, httpx.ResponseNotRead):
+        return None
+    return str(code) if code else None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try one request: attempts, total seconds, and the backoff curve."""
+
+    attempts: int = 5
+    budget_seconds: float = 60.0
+    base_delay: float = 0.25
+    max_delay: float = 10.0
+
+    def backoff(self, retry: int, rand: Callable[[], float]) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**retry)] (AWS architecture blog)."""
+        return rand() * min(self.max_delay, self.base_delay * (2.0**retry))
+
+
+class RetryTransport(httpx.AsyncBaseTransport):
+    """Retries one request within its `RetryPolicy` budget; raises a retryable RegistryError."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: RetryPolicy,
+        *,
+        registry: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._registry = registry
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        registry = self._registry or request.url.netloc.decode("ascii")
+        replayable = is_replayable(request)
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._inner.handle_async_request(request)
+            except Exception as exc:
+                if not is_retryable_error(exc):
+                    raise
+                if not replayable:
+                    raise RegistryError(
+                        f"{describe(request)}: {type(exc).__name__} while sending a streamed "
+                        "body; it cannot be replayed, restart the upload",
+                        registry=registry,
+                        retryable=True,
+                    ) from exc
+                problem, status, code, wait = f"{type(exc).__name__}: {exc}", None, None, None
+                last_exc: Exception | None = exc
+            else:
+                if not is_retryable_status(response.status_code):
+                    return response
+                await _drain(response)
+                status, code, last_exc = response.status_code, oci_code(response), None
+                problem = f"HTTP {status}" + (f" {code}" if code else "")
+                if not replayable:
+                    raise RegistryError(
+                        f"{describe(request)}: {problem} after a streamed body was sent; it "
+                        "cannot be replayed, restart the upload",
+                        registry=registry,
+                        status=status,
+                        oci_code=code,
+                        retryable=True,
+                    )
+                wait = parse_retry_after(response.headers.get("retry-after"))
+            elapsed = self._clock() - started
+            left = self._policy.budget_seconds - elapsed
+            delay = self._policy.backoff(attempt - 1, self._rand) if wait is None else wait
+            if attempt >= self._policy.attempts or delay > left:
+                why = (
+                    f"the registry asked to wait {delay:.0f} s, beyond the retry budget"
+                    if wait is not None and delay > left
+                    else "retry budget exhausted"
+                )
+                raise RegistryError(
+                    f"{describe(request)}: {problem}; gave up after {attempt} attempt"
+                    f"{'s' if attempt > 1 else ''} in {elapsed:.1f} s ({why})",
+                    registry=registry,
+                    status=status,
+                    oci_code=code,
+                    retryable=True,
+                ) from last_exc
+            await self._sleep(delay)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small error body so its connection goes back to the pool, then close it."""
+    try:
+        await response.aread()
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+
+
+def retry_wrapper(policy: RetryPolicy, *, registry: str | None = None) -> TransportWrapper:
+    """A `TransportWrapper` for `build_transport(wrappers=...)`."""
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        return RetryTransport(inner, policy, registry=registry)
+
+    return wrap

@@ -1,0 +1,80 @@
+"""Snapshot of what a registry holds, through the distribution spec alone.
+
+Upstream needs Google's tags/list extension to see digests; here every repository under the
+prefix comes from the paginated catalog, its tags from tags/list, each tag's digest from a HEAD
+(or from the listing when a registry volunteers it), and the children of each index from the
+index itself: untagged children are what `--minimal-snapshot` leaves out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from cip.model.refs import Registry as RegistryName
+from cip.plan.snapshot import Snapshot
+from cip.registry.client import Registry
+from cip.registry.media import INDEX_TYPES
+from cip.registry.pool import RegistryPool
+
+
+async def registry_snapshot(
+    pool: RegistryPool,
+    registry: RegistryName,
+    *,
+    minimal: bool = False,
+    only_tag: str | None = None,
+    concurrency: int = 32,
+) -> Snapshot:
+    client = pool.client(registry)
+    prefix = registry.path
+    repositories = [
+        repo async for repo in client.catalog() if not prefix or repo.startswith(prefix + "/")
+    ]
+    limit = asyncio.Semaphore(concurrency)
+    results = await asyncio.gather(
+        *(_repository(client, repo, minimal, limit) for repo in sorted(repositories))
+    )
+    snapshot: Snapshot = {}
+    for repo, digests in zip(sorted(repositories), results, strict=True):
+        if only_tag is not None:
+            digests = {d: tags for d, tags in digests.items() if only_tag in tags}
+        if digests:
+            snapshot[repo[len(prefix) + 1 :] if prefix else repo] = digests
+    return snapshot
+
+
+async def _repository(
+    client: Registry, repository: str, minimal: bool, limit: asyncio.Semaphore
+) -> dict[str, set[str]]:
+    async with limit:
+        listing = await client.list_tags(repository)
+    digests: dict[str, set[str]] = {}
+    indexes: set[str] = set()
+    if listing.manifests is not None:
+        for entry in listing.manifests.values():
+            digests.setdefault(entry.digest, set()).update(entry.tags)
+            if entry.media_type in INDEX_TYPES:
+                indexes.add(entry.digest)
+    else:
+        tags: Sequence[str] = sorted(listing.tags)
+
+        async def head(tag: str) -> tuple[str, str, str] | None:
+            async with limit:
+                info = await client.head_manifest(repository, tag)
+            return None if info is None else (tag, info.digest, info.media_type)
+
+        for found in await asyncio.gather(*(head(tag) for tag in tags)):
+            if found is None:
+                continue  # deleted since the listing
+            tag, digest, media_type = found
+            digests.setdefault(digest, set()).add(tag)
+            if media_type in INDEX_TYPES:
+                indexes.add(digest)
+    if not minimal:
+        for index in sorted(indexes):
+            async with limit:
+                manifest = await client.get_manifest(repository, index)
+            for child in manifest.parse().children:
+                digests.setdefault(child.digest, set())
+    return digests

@@ -1,0 +1,44 @@
+"""The CLI against real lab registries: fixtures shared with tests/lab, plus a `cip` runner."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cip.registry.http import open_http_registry
+from tests.lab.conftest import lab_registry, registry_factory
+from tests.lab.images import Image, push
+from tests.lab.registry_lab import LabRegistry
+
+__all__ = ["lab_registry", "registry_factory"]
+
+WRITE_METHODS = {"PUT", "POST", "PATCH", "DELETE"}
+
+
+def run_cip(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cip.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=300,
+    )
+
+
+def push_images(lab: LabRegistry, items: Sequence[tuple[str, Image, str | None]]) -> None:
+    """Push (repository, image, tag) triples through cip's own client."""
+
+    async def go() -> None:
+        async with open_http_registry(lab.host) as client:
+            for repository, image, tag in items:
+                await push(client, repository, image, tag)
+
+    asyncio.run(go())
+
+
+def writes(lab: LabRegistry, mark: int) -> list[str]:
+    return [f"{e.method} {e.path}" for e in lab.requests_since(mark) if e.method in WRITE_METHODS]

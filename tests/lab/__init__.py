@@ -1,0 +1,1 @@
+"""Real registries for tests and benchmarks (see registry_lab.py and images.py)."""
