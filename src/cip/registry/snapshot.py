@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from cip.errors import RegistryError
 from cip.model.refs import Registry as RegistryName
 from cip.plan.snapshot import Snapshot
 from cip.registry.client import Registry
@@ -48,7 +49,14 @@ async def _repository(
     client: Registry, repository: str, minimal: bool, limit: asyncio.Semaphore
 ) -> dict[str, set[str]]:
     async with limit:
-        listing = await client.list_tags(repository)
+        try:
+            listing = await client.list_tags(repository)
+        except RegistryError as error:
+            if error.status == 404:
+                # Distribution catalogs a repository once a blob is in it; tags/list says
+                # NAME_UNKNOWN until its first manifest.
+                return {}
+            raise
     digests: dict[str, set[str]] = {}
     indexes: set[str] = set()
     if listing.manifests is not None:
