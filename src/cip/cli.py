@@ -17,9 +17,8 @@ import click
 
 from cip import __version__
 from cip.errors import CipError, Diagnostic, ExitCode, UsageError
-from cip.executor import execute
 from cip.model.refs import Registry as RegistryName
-from cip.pipeline import Selection, load_and_validate, plan_against_registries, select
+from cip.pipeline import Phase, Selection, load_and_validate, run_phases, select
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import Plan
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
@@ -145,6 +144,11 @@ def cli() -> None:
     type=click.IntRange(1, 1024),
     help="Registry requests in flight at once.",
 )
+@click.option(
+    "--include-foreign-layers",
+    is_flag=True,
+    help="Also copy non-distributable (foreign) layers; by default they are reported only.",
+)
 @_handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
@@ -163,6 +167,7 @@ def run_command(
     insecure: tuple[str, ...],
     ca_file: str | None,
     concurrency: int,
+    include_foreign_layers: bool,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -208,7 +213,7 @@ def run_command(
         return
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     groups = select(validated, selection)
-    result = asyncio.run(_run(groups, network, concurrency, confirm))
+    result = asyncio.run(_run(groups, network, concurrency, confirm, include_foreign_layers))
     if output == "json":
         click.echo(plan_json(result, dry_run=not confirm, warnings=validated.warnings))
     else:
@@ -218,21 +223,26 @@ def run_command(
 
 
 async def _run(
-    groups: list[EdgeGroup], network: NetworkOptions, concurrency: int, confirm: bool
+    groups: list[EdgeGroup],
+    network: NetworkOptions,
+    concurrency: int,
+    confirm: bool,
+    include_foreign_layers: bool,
 ) -> Plan:
-    """Phases setup and plan; then, with --confirm, promote. Without it the run stops after
-    validate, as upstream's dry run does (provenance, validate, sign and attest come with the
-    trust capability)."""
+    def on_phase(phase: Phase, summary: str) -> None:
+        click.echo(f"phase {phase.value}: {summary}", err=True)
+
     async with RegistryPool(options=network) as pool:
-        with RequestProgress("plan") as progress:
-            planned = await plan_against_registries(
-                groups, pool, concurrency=concurrency, progress=progress
-            )
-        if not confirm:
-            return planned
-        with RequestProgress("promote") as progress:
-            report = await execute(planned, pool, concurrency=concurrency, progress=progress)
-        return report.outcome_plan()
+        outcome = await run_phases(
+            groups,
+            pool,
+            confirm=confirm,
+            concurrency=concurrency,
+            include_foreign_layers=include_foreign_layers,
+            on_phase=on_phase,
+            progress=RequestProgress,
+        )
+    return outcome.plan
 
 
 async def _registry_snapshot(

@@ -9,10 +9,13 @@ the pull request that introduced them, not to a half-done promotion.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from cip.errors import Diagnostic, ManifestError
+from cip.executor import Report, execute
 from cip.manifests import git_diff
 from cip.manifests.load import load_all
 from cip.model.manifest import PromoterManifest
@@ -108,3 +111,73 @@ async def plan_against_registries(
     reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
     inventory = await reader.read(groups)
     return plan(groups, inventory)
+
+
+PhaseListener = Callable[[Phase, str], None]  # (phase, one-line summary) when a phase ends
+
+
+@dataclass
+class RunOutcome:
+    plan: Plan  # with --confirm: the plan with what actually happened folded in
+    report: Report | None  # None for a dry run
+    phases: list[Phase]
+
+
+async def run_phases(
+    groups: list[EdgeGroup],
+    pool: RegistryPool,
+    *,
+    confirm: bool,
+    concurrency: int = 32,
+    include_foreign_layers: bool = False,
+    on_phase: PhaseListener | None = None,
+    progress: Callable[[str], ProgressCallback] | None = None,
+) -> RunOutcome:
+    """Phases in upstream's order; a dry run stops after validate.
+
+    provenance, validate, sign and attest belong to the trust capability (ARCHITECTURE.md
+    roadmap) and pass through until it lands, so the order and the stopping point are already
+    what operators of upstream expect.
+    """
+    done: list[Phase] = []
+
+    def finished(phase: Phase, summary: str) -> None:
+        done.append(phase)
+        if on_phase is not None:
+            on_phase(phase, summary)
+
+    finished(Phase.SETUP, f"{len(groups):,} image digests selected")
+    start = time.monotonic()
+    before = pool.counter.total
+    planned = await plan_against_registries(
+        groups, pool, concurrency=concurrency, progress=progress("plan") if progress else None
+    )
+    finished(
+        Phase.PLAN,
+        f"{len(planned.verdicts):,} destination verdicts from "
+        f"{pool.counter.total - before:,} requests in {time.monotonic() - start:.1f}s",
+    )
+    finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
+    finished(Phase.VALIDATE, "no signature policy configured")
+    if not confirm:
+        return RunOutcome(planned, None, done)
+    start, before = time.monotonic(), pool.counter.total
+    report = await execute(
+        planned,
+        pool,
+        concurrency=concurrency,
+        include_foreign_layers=include_foreign_layers,
+        progress=progress("promote") if progress else None,
+    )
+    stats = report.stats
+    finished(
+        Phase.PROMOTE,
+        f"{stats.manifests_written:,} manifests, {stats.tags_written:,} tags, "
+        f"{stats.blobs_streamed:,} blobs streamed ({stats.bytes_streamed / 2**20:,.1f} MiB), "
+        f"{stats.blobs_mounted:,} mounted, {stats.blobs_present:,} already there; "
+        f"{len(report.failed):,} failed; {pool.counter.total - before:,} requests "
+        f"in {time.monotonic() - start:.1f}s",
+    )
+    finished(Phase.SIGN, "signing is not configured")
+    finished(Phase.ATTEST, "attestation is not configured")
+    return RunOutcome(report.outcome_plan(), report, done)
