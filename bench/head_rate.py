@@ -14,7 +14,8 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import httpx
 from tests.lab import images
@@ -76,7 +77,7 @@ async def _push(lab: LabRegistry) -> None:
 
 
 def _measure(
-    rate: Callable[[LabRegistry, int, int], Awaitable[float]],
+    rate: Callable[[LabRegistry, int, int], Coroutine[Any, Any, float]],
     lab: LabRegistry,
     requests: int,
     concurrency: int,

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -29,8 +30,11 @@ from typing import Any
 import yaml
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
+_ACCESS_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) (?P<protocol>HTTP/[0-9.]+)" (?P<status>\d{3}) '
+)
 _SENTINEL = "/v2/?lab-sentinel="
+_NO_VERIFY = ssl._create_unverified_context()  # the lab's own readiness polls only
 
 
 class LabUnavailable(RuntimeError):
@@ -56,6 +60,7 @@ class AccessEntry:
     method: str
     path: str
     status: int
+    protocol: str = "HTTP/1.1"
 
 
 @dataclass
@@ -69,9 +74,11 @@ class LabRegistry:
     process: subprocess.Popen[bytes]
     _sentinels: int = 0
 
+    tls: bool = False
+
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def entries(self) -> list[AccessEntry]:
         """Every request logged so far, lab sentinels excluded."""
@@ -79,7 +86,11 @@ class LabRegistry:
         for line in self.access_log.read_text(errors="replace").splitlines():
             match = _ACCESS_LINE.search(line)
             if match and not match["path"].startswith(_SENTINEL):
-                out.append(AccessEntry(match["method"], match["path"], int(match["status"])))
+                out.append(
+                    AccessEntry(
+                        match["method"], match["path"], int(match["status"]), match["protocol"]
+                    )
+                )
         return out
 
     def settle(self, timeout: float = 10.0) -> None:
@@ -90,7 +101,7 @@ class LabRegistry:
         """
         self._sentinels += 1
         marker = f"{_SENTINEL}{self._sentinels}"
-        with urllib.request.urlopen(f"{self.url}{marker}", timeout=timeout):
+        with urllib.request.urlopen(f"{self.url}{marker}", timeout=timeout, context=_NO_VERIFY):
             pass
         deadline = time.monotonic() + timeout
         while marker + " " not in self.access_log.read_text(errors="replace"):
@@ -163,6 +174,7 @@ def start_registry(
                 [binary, "serve", str(config_path)], stdout=out, stderr=err, cwd=root
             )
         lab = LabRegistry(f"127.0.0.1:{port}", root, access_log, error_log, process)
+        lab.tls = "tls" in (config or {}).get("http", {})
         if _wait_ready(lab, ready_timeout):
             return lab
         lab.stop()
@@ -178,7 +190,7 @@ def _wait_ready(lab: LabRegistry, timeout: float) -> bool:
         if lab.process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"{lab.url}/v2/", timeout=1):
+            with urllib.request.urlopen(f"{lab.url}/v2/", timeout=1, context=_NO_VERIFY):
                 return True
         except urllib.error.HTTPError:
             return True
@@ -198,3 +210,20 @@ def running_registry(
         lab.stop()
         if root is None:
             shutil.rmtree(lab.root, ignore_errors=True)
+
+
+def self_signed_tls(folder: Path, host: str = "127.0.0.1") -> dict[str, Any]:
+    """A throwaway CA-less certificate for `host` and the `http.tls` config that serves it.
+
+    Returns the registry config fragment; the certificate file (its own CA) is
+    `folder / "cert.pem"`. Needs the openssl command.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return {"http": {"tls": {"certificate": str(cert), "key": str(key)}}}

@@ -138,6 +138,7 @@ class ImageCollector:
         self.digest_positions: dict[str, dict[str, Position]] = {}
         self.entries_written = 0
         self.tag_entries = 0
+        self.entry_lines: list[int] = []
 
     def entries(self) -> tuple[ImageEntry, ...]:
         return tuple(
@@ -165,6 +166,7 @@ class ImageCollector:
             )
             return
         self.entries_written += 1
+        self.entry_lines.append(where.line)
         name: str | None = None
         dmap_node: yaml.Node | None = None
         has_dmap = False

@@ -172,6 +172,7 @@ def _build(
         images=images.entries(),
         entries_written=images.entries_written,
         tag_entries=images.tag_entries,
+        entry_lines=tuple(images.entry_lines),
     )
 
 

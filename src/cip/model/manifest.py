@@ -65,6 +65,7 @@ class PromoterManifest(BaseModel):
     images: tuple[ImageEntry, ...]
     entries_written: int  # image entries before repeated names were merged
     tag_entries: int  # (image, digest, tag) triples as written
+    entry_lines: tuple[int, ...] = ()  # where each image entry of the images file starts
 
     @property
     def source(self) -> RegistrySpec:

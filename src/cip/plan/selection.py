@@ -1,7 +1,8 @@
 """Narrowing a run to what changed, or to named images; pure, so it is tested with values.
 
 A digest is selected when a changed line falls in its span: from its dmap key to the line
-before the next digest key of the same file (so a tag added in a block-style list counts). A
+before the next digest key or image entry of the same file (so a tag added in a block-style
+list counts, and a new image entry below it does not). A
 changed line of a manifest outside every digest span (its registries, say a new mirror) selects
 every image of that manifest. An empty change selects nothing: nothing to do, not everything.
 """
@@ -16,12 +17,15 @@ from cip.model.manifest import PromoterManifest
 from cip.plan.edges import EdgeGroup
 
 
-def _digest_lines(manifest: PromoterManifest) -> list[tuple[int, str, str]]:
-    return sorted(
+def _spans(manifest: PromoterManifest) -> list[tuple[int, str, str]]:
+    """(first line, image, digest) of every digest span; ("", "") spans own no digest."""
+    starts = [
         (position.line, image.name, digest)
         for image in manifest.images
         for digest, position in image.digest_positions.items()
-    )
+    ]
+    starts.extend((line, "", "") for line in manifest.entry_lines)
+    return sorted(starts)
 
 
 def select_changed(
@@ -40,7 +44,7 @@ def select_changed(
         lines = changed.get(images_file)
         if not lines:
             continue
-        spans = _digest_lines(manifest)
+        spans = _spans(manifest)
         starts = [line for line, _, _ in spans]
         for line in lines:
             at = bisect.bisect_right(starts, line) - 1
@@ -49,7 +53,8 @@ def select_changed(
                     whole.add(index)  # a plain manifest's header or registries
                 continue
             _, image, digest = spans[at]
-            chosen.add((index, image, digest))
+            if digest:
+                chosen.add((index, image, digest))
     return [
         g
         for g in groups

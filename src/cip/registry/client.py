@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from cip.registry.media import Descriptor, ParsedManifest, parse_manifest
+from cip.registry.media import Descriptor, ParsedManifest, parse_manifest, referrers_tag
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
@@ -165,3 +165,12 @@ class Registry(Protocol):
     ) -> list[Descriptor]: ...
 
     async def aclose(self) -> None: ...
+
+
+async def referrers_from_tag(registry: Registry, repository: str, digest: str) -> list[Descriptor]:
+    """The index under the `<alg>-<hex>` tag: where registries without the OCI 1.1 referrers
+    API keep referrers (distribution-spec "Referrers Tag Schema"); clients maintain it."""
+    tag = referrers_tag(digest)
+    if await registry.head_manifest(repository, tag) is None:
+        return []
+    return list((await registry.get_manifest(repository, tag)).parse().children)

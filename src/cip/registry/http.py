@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,52 +31,23 @@ from cip.registry.client import (
     RequestCounter,
     TagList,
     UploadSession,
+    referrers_from_tag,
 )
 from cip.registry.media import Descriptor
 from cip.registry.names import HostSettings, NetworkOptions, host_settings
+from cip.registry.responses import error_from, next_link, transport_error
 from cip.registry.transport import TransportWrapper, build_transport
 
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _OCTET = "application/octet-stream"
 
 
-def _error_from(response: httpx.Response, what: str, **context: str | None) -> RegistryError:
-    """A RegistryError from a refusal, with the OCI error code when the body has one."""
-    code: str | None = None
-    detail = ""
-    if response.request.method != "HEAD":
-        try:
-            body = json.loads(response.content)
-            first = body["errors"][0]
-            code = str(first.get("code") or "") or None
-            detail = str(first.get("message") or "")
-        except (ValueError, KeyError, IndexError, TypeError, httpx.ResponseNotRead):
-            pass
-    status = response.status_code
-    message = (
-        f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
-    )
-    cls = DigestMismatchError if code == "DIGEST_INVALID" else RegistryError
-    return cls(
-        message,
-        registry=context.get("registry"),
-        image=context.get("image"),
-        digest=context.get("digest"),
-        status=status,
-        oci_code=code,
-        retryable=status in _RETRYABLE_STATUS or code == "TOOMANYREQUESTS",
-    )
-
-
-def _transport_error(what: str, exc: Exception, ctx: media.ErrorContext) -> RegistryError:
-    """No answer at all (refused, reset, timed out): worth retrying by a later layer."""
-    return RegistryError(f"{what}: {type(exc).__name__}: {exc}", retryable=True, **ctx)
-
-
-def _next_link(response: httpx.Response) -> str | None:
-    """The `Link: <url>; rel="next"` target (distribution-spec "Listing Tags", RFC 5988)."""
-    target = response.links.get("next", {}).get("url")
-    return str(response.url.join(target)) if target else None
+def _untrusted_certificate(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class HttpRegistry:
@@ -125,7 +96,14 @@ class HttpRegistry:
                     try:
                         await self._client.get(f"{https}/v2/")
                         self._base = https
-                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                        if _untrusted_certificate(exc):
+                            # TLS is offered but not trusted: plain HTTP would hide that.
+                            raise RegistryError(
+                                f"TLS certificate of {self.settings.endpoint} is not trusted "
+                                f"({exc}); pass its CA with --ca-file or SSL_CERT_FILE",
+                                registry=self.settings.host,
+                            ) from exc
                         self._base = f"http://{self.settings.endpoint}"
             return self._base
 
@@ -149,12 +127,12 @@ class HttpRegistry:
         try:
             response = await self._client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
-            raise _transport_error(what, exc, context) from exc
+            raise transport_error(what, exc, context) from exc
         if response.status_code in ok:
             return response
         if missing_ok and response.status_code == 404:
             return None
-        raise _error_from(response, what, **context)
+        raise error_from(response, what, **context)
 
     async def _must(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         response = await self._send(method, url, what, **kwargs)
@@ -177,7 +155,7 @@ class HttpRegistry:
             response = await self._must("GET", url, "catalog", context=self._ctx(None))
             for name in response.json().get("repositories") or []:
                 yield str(name)
-            url = _next_link(response)
+            url = next_link(response)
 
     async def list_tags(self, repository: str) -> TagList:
         url: str | None = await self._url(repository, "tags/list")
@@ -201,7 +179,7 @@ class HttpRegistry:
                         tags=tuple(str(t) for t in info.get("tag") or []),
                         media_type=info.get("mediaType"),
                     )
-            url = _next_link(response)
+            url = next_link(response)
         return TagList(repository, tuple(tags), listed)
 
     # -- manifests --------------------------------------------------------------------------
@@ -241,7 +219,7 @@ class HttpRegistry:
             async with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise _error_from(response, what, **ctx)
+                    raise error_from(response, what, **ctx)
                 media.check_manifest_size(int(response.headers.get("content-length", "0")), **ctx)
                 chunks: list[bytes] = []
                 total = 0
@@ -252,7 +230,7 @@ class HttpRegistry:
                 announced = response.headers.get("docker-content-digest")
                 header_type = response.headers.get("content-type")
         except httpx.TransportError as exc:
-            raise _transport_error(what, exc, ctx) from exc
+            raise transport_error(what, exc, ctx) from exc
         data = b"".join(chunks)
         if by_digest:
             digest = media.verify_digest(data, reference, what=what, **ctx)
@@ -327,12 +305,12 @@ class HttpRegistry:
             async with self._client.stream("GET", url, follow_redirects=True) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise _error_from(response, what, **ctx)
+                    raise error_from(response, what, **ctx)
                 async for chunk in response.aiter_bytes(chunk_size):
                     hasher.update(chunk)
                     yield chunk
         except httpx.TransportError as exc:
-            raise _transport_error(what, exc, ctx) from exc
+            raise transport_error(what, exc, ctx) from exc
         actual = f"{digest.partition(':')[0]}:{hasher.hexdigest()}"
         if actual != digest:
             raise DigestMismatchError(f"{what}: content hashes to {actual}; refused", **ctx)
@@ -431,10 +409,7 @@ class HttpRegistry:
             self._referrers_api = found is not None
         if found is None:
             # distribution-spec "Unavailable Referrers API": fall back to the tag schema.
-            tag = media.referrers_tag(digest)
-            if await self.head_manifest(repository, tag) is None:
-                return []
-            found = list((await self.get_manifest(repository, tag)).parse().children)
+            found = await referrers_from_tag(self, repository, digest)
         if artifact_type is not None:
             found = [d for d in found if d.artifact_type == artifact_type]
         return found
@@ -454,7 +429,7 @@ class HttpRegistry:
             if response is None:
                 return None
             found.extend(media.parse_manifest(response.content, media.OCI_INDEX).children)
-            url, params = _next_link(response), None
+            url, params = next_link(response), None
         return found
 
 

@@ -33,6 +33,7 @@ from cip.registry.client import (
     MountResult,
     TagList,
     UploadSession,
+    referrers_from_tag,
 )
 from cip.registry.media import Descriptor
 
@@ -342,10 +343,8 @@ class LayoutRegistry:
                     artifact_type=parsed.artifact_type
                     or (parsed.config.media_type if parsed.config else None),
                 )
-        if await self.head_manifest(repository, media.referrers_tag(digest)) is not None:
-            tagged = await self.get_manifest(repository, media.referrers_tag(digest))
-            for child in tagged.parse().children:
-                found.setdefault(child.digest, child)
+        for child in await referrers_from_tag(self, repository, digest):
+            found.setdefault(child.digest, child)
         return [d for d in found.values() if artifact_type in (None, d.artifact_type)]
 
 
