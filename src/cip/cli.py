@@ -17,14 +17,18 @@ import click
 
 from cip import __version__
 from cip.errors import CipError, Diagnostic, ExitCode, UsageError
+from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
 from cip.pipeline import Phase, Selection, load_and_validate, run_phases, select
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import Plan
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.progress import RequestProgress
+from cip.registry.credentials import CredentialStore
+from cip.registry.google import GoogleServiceAccount
 from cip.registry.names import NetworkOptions
 from cip.registry.pool import RegistryPool
+from cip.registry.ratelimit import RateLimitConfig, RateLimiter
 from cip.registry.snapshot import registry_snapshot
 from cip.report import parse_summary_json, parse_summary_text, plan_json, plan_text
 
@@ -145,6 +149,19 @@ def cli() -> None:
     help="Registry requests in flight at once.",
 )
 @click.option(
+    "--rate-limit",
+    "rate_limits",
+    multiple=True,
+    metavar="[HOST=]N",
+    help="Cap requests per second, for all hosts or one. Default: adaptive (cut on 429).",
+)
+@click.option(
+    "--host-concurrency",
+    multiple=True,
+    metavar="[HOST=]N",
+    help="Cap requests in flight per host, for all hosts or one.",
+)
+@click.option(
     "--include-foreign-layers",
     is_flag=True,
     help="Also copy non-distributable (foreign) layers; by default they are reported only.",
@@ -167,6 +184,8 @@ def run_command(
     insecure: tuple[str, ...],
     ca_file: str | None,
     concurrency: int,
+    rate_limits: tuple[str, ...],
+    host_concurrency: tuple[str, ...],
     include_foreign_layers: bool,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
@@ -190,10 +209,16 @@ def run_command(
     network = NetworkOptions.from_environment(
         insecure_registries=frozenset(insecure), ca_file=ca_file
     )
+    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
 
     if snapshot is not None:
+        pool = RegistryPool(
+            options=network,
+            limiter=RateLimiter(limits),
+            credentials=CredentialStore.from_environment(),
+        )
         rows = asyncio.run(
-            _registry_snapshot(snapshot, network, minimal_snapshot, snapshot_tag, concurrency)
+            _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
         )
         click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
         return
@@ -213,7 +238,12 @@ def run_command(
         return
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     groups = select(validated, selection)
-    result = asyncio.run(_run(groups, network, concurrency, confirm, include_foreign_layers))
+    pool = RegistryPool(
+        options=network,
+        limiter=RateLimiter(limits),
+        credentials=credential_store(validated.manifests),
+    )
+    result = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
     if output == "json":
         click.echo(plan_json(result, dry_run=not confirm, warnings=validated.warnings))
     else:
@@ -224,7 +254,7 @@ def run_command(
 
 async def _run(
     groups: list[EdgeGroup],
-    network: NetworkOptions,
+    pool: RegistryPool,
     concurrency: int,
     confirm: bool,
     include_foreign_layers: bool,
@@ -232,7 +262,7 @@ async def _run(
     def on_phase(phase: Phase, summary: str) -> None:
         click.echo(f"phase {phase.value}: {summary}", err=True)
 
-    async with RegistryPool(options=network) as pool:
+    async with pool:
         outcome = await run_phases(
             groups,
             pool,
@@ -245,14 +275,26 @@ async def _run(
     return outcome.plan
 
 
+def credential_store(manifests: list[PromoterManifest]) -> CredentialStore:
+    """Where credentials come from: a manifest's `service-account` for its registry hosts
+    (asked only once a registry refuses anonymous access), then the usual files and variables."""
+    accounts: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for spec in manifest.registries:
+            if spec.service_account and spec.registry.host:
+                accounts.setdefault(spec.service_account, set()).add(spec.registry.host)
+    google = [GoogleServiceAccount(a, frozenset(hosts)) for a, hosts in sorted(accounts.items())]
+    return CredentialStore([*google, *CredentialStore.from_environment().sources])
+
+
 async def _registry_snapshot(
-    name: str, network: NetworkOptions, minimal: bool, only_tag: str | None, concurrency: int
+    name: str, pool: RegistryPool, minimal: bool, only_tag: str | None, concurrency: int
 ) -> Snapshot:
     try:
         registry = RegistryName.parse(name)
     except ValueError as exc:
         raise UsageError(f"--snapshot={name}: {exc}") from exc
-    async with RegistryPool(options=network) as pool:
+    async with pool:
         return await registry_snapshot(
             pool, registry, minimal=minimal, only_tag=only_tag, concurrency=concurrency
         )

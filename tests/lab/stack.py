@@ -1,24 +1,28 @@
 """cip's full client stack (rate limit, retry, auth) over `create_http_registry`.
 
-Until the layers are wired into `create_http_registry` itself, tests compose them through its
-`wrappers` argument, innermost first: rate limit (every attempt waits for its slot), retry
-(each attempt passes the limiter again), auth (a retried request keeps its token).
+`create_http_registry` builds the layers (rate limit, retry, auth); tests only choose faster
+retry timings and inspect what the layers did.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from cip.registry.auth import Authenticator
 from cip.registry.client import RequestCounter
+from cip.registry.credentials import CredentialStore
 from cip.registry.http import HttpRegistry, create_http_registry
 from cip.registry.names import NetworkOptions
 from cip.registry.ratelimit import RateLimiter
-from cip.registry.retry import RetryPolicy, retry_wrapper
-from cip.registry.transport import TransportWrapper
-from tests.lab.registry_lab import LabRegistry
+from cip.registry.retry import RetryPolicy
+from tests.lab.registry_lab import AccessEntry, LabRegistry
 
 FAST_RETRIES = RetryPolicy(attempts=6, budget_seconds=20.0, base_delay=0.02, max_delay=0.2)
 _STAMP = re.compile(
@@ -31,25 +35,56 @@ def resilient_registry(
     *,
     limiter: RateLimiter | None = None,
     policy: RetryPolicy = FAST_RETRIES,
-    auth: TransportWrapper | None = None,
+    credentials: CredentialStore | None = None,
     options: NetworkOptions | None = None,
     counter: RequestCounter | None = None,
     timeout: float = 5.0,
     max_connections: int = 16,
 ) -> HttpRegistry:
-    wrappers: Sequence[TransportWrapper] = [
-        (limiter or RateLimiter()).wrapper(),
-        retry_wrapper(policy, registry=host),
-        *([auth] if auth else []),
-    ]
+    """cip's own client stack, with retries fast enough for tests."""
     return create_http_registry(
         host,
         options,
-        wrappers=wrappers,
         counter=counter,
         timeout=timeout,
         max_connections=max_connections,
+        credentials=credentials,
+        limiter=limiter,
+        retry=policy,
     )
+
+
+def authenticated_registry(
+    host: str,
+    credentials: CredentialStore | None,
+    *,
+    options: NetworkOptions | None = None,
+    **kwargs: Any,
+) -> tuple[HttpRegistry, Authenticator]:
+    """The full stack with login; the Authenticator is returned for inspection."""
+    registry = resilient_registry(host, credentials=credentials, options=options, **kwargs)
+    assert registry.authenticator is not None
+    return registry, registry.authenticator
+
+
+def settled_entries(lab: LabRegistry, timeout: float = 10.0) -> list[AccessEntry]:
+    """`lab.entries()` once every answered request is logged, on registries that want auth.
+
+    `LabRegistry.settle` treats the 401 of an auth-enabled registry as an error, so this sends
+    its own sentinel (a path `entries()` already leaves out) and accepts any HTTP answer.
+    """
+    marker = f"/v2/?lab-sentinel=auth-{secrets.token_hex(4)}"
+    try:
+        with urllib.request.urlopen(f"{lab.url}{marker}", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    deadline = time.monotonic() + timeout
+    while marker + " " not in lab.access_log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"registry {lab.host} did not log {marker}")
+        time.sleep(0.005)
+    return lab.entries()
 
 
 def cip_requests_per_second(lab: LabRegistry) -> Counter[datetime]:

@@ -205,7 +205,7 @@ def test_a_fixed_cap_is_never_exceeded(lab_registry: LabRegistry) -> None:
             try:
                 await images.push(reg, "lab/cap", image, "v1")
                 await asyncio.gather(
-                    *(reg.head_manifest("lab/cap", image.digest) for _ in range(3 * cap))
+                    *(reg.head_manifest("lab/cap", image.digest) for _ in range(2 * cap))
                 )
             finally:
                 await reg.aclose()
@@ -213,7 +213,7 @@ def test_a_fixed_cap_is_never_exceeded(lab_registry: LabRegistry) -> None:
 
     proxy = asyncio.run(body())
     arrivals = sorted(r.request.at for r in proxy.records)
-    assert len(arrivals) > 3 * cap
+    assert len(arrivals) > 2 * cap
     # Any cap+1 consecutive arrivals span at least a second (20 ms allowed for loopback jitter
     # between the client's clock and the proxy's accept).
     spans = [b - a for a, b in zip(arrivals, arrivals[cap:], strict=False)]

@@ -30,7 +30,9 @@ IMAGES = (
 def chosen(root: Path, changed: dict[str, set[int]]) -> list[tuple[str, str]]:
     validated = load_and_validate([], [str(root)])
     real = {os.path.realpath(path): lines for path, lines in changed.items()}
-    return [(g.image, g.digest) for g in select_changed(validated.manifests, validated.groups, real)]
+    return [
+        (g.image, g.digest) for g in select_changed(validated.manifests, validated.groups, real)
+    ]
 
 
 def test_changed_tag_line_in_block_list_selects_its_digest(thin: Callable[..., Path]) -> None:

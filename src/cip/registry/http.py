@@ -21,6 +21,7 @@ import httpx
 from cip import __version__
 from cip.errors import DigestMismatchError, RegistryError
 from cip.registry import media
+from cip.registry.auth import Authenticator, auth_wrapper, create_authenticator
 from cip.registry.client import (
     DEFAULT_CHUNK_SIZE,
     BlobSource,
@@ -33,9 +34,12 @@ from cip.registry.client import (
     UploadSession,
     referrers_from_tag,
 )
+from cip.registry.credentials import CredentialStore
 from cip.registry.media import Descriptor
 from cip.registry.names import HostSettings, NetworkOptions, host_settings
+from cip.registry.ratelimit import RateLimiter
 from cip.registry.responses import error_from, next_link, transport_error
+from cip.registry.retry import RetryPolicy, retry_wrapper
 from cip.registry.transport import TransportWrapper, build_transport
 
 _OCTET = "application/octet-stream"
@@ -69,6 +73,7 @@ class HttpRegistry:
         self._base_lock = asyncio.Lock()
         self._catalog_page_size = catalog_page_size
         self._referrers_api: bool | None = None
+        self.authenticator: Authenticator | None = None  # set by create_http_registry
 
     @property
     def name(self) -> str:
@@ -442,14 +447,35 @@ def create_http_registry(
     wrappers: Sequence[TransportWrapper] = (),
     counter: RequestCounter | None = None,
     catalog_page_size: int | None = 1000,
+    credentials: CredentialStore | None = None,
+    limiter: RateLimiter | None = None,
+    retry: RetryPolicy | None = None,
 ) -> HttpRegistry:
-    """A client for `host[:port]`; no I/O happens until the first request. Close with aclose()."""
+    """A client for `host[:port]`; no I/O happens until the first request. Close with aclose().
+
+    Layers, innermost first: request counting, custom `wrappers`, the host's rate limit (every
+    attempt waits for its slot), retries (each attempt passes the limiter again), auth (a
+    retried request keeps its token). Share one `limiter` across clients of a run.
+    """
     settings = host_settings(host, options or NetworkOptions())
     counter = counter if counter is not None else RequestCounter()
+    authenticator = create_authenticator(
+        settings.host,
+        settings.endpoint,
+        credentials,
+        verify=settings.ssl_context(),
+        user_agent=f"cip/{__version__}",
+    )
+    layers: list[TransportWrapper] = [
+        *wrappers,
+        (limiter or RateLimiter()).wrapper(settings.host, settings.endpoint),
+        retry_wrapper(retry or RetryPolicy(), registry=settings.host),
+        auth_wrapper(authenticator),
+    ]
 
     def stack(scheme: str) -> httpx.AsyncBaseTransport:
         return build_transport(
-            settings, scheme, counter, max_connections=max_connections, wrappers=wrappers
+            settings, scheme, counter, max_connections=max_connections, wrappers=layers
         )
 
     client = httpx.AsyncClient(
@@ -459,7 +485,9 @@ def create_http_registry(
         headers={"User-Agent": f"cip/{__version__}"},
         trust_env=False,  # proxies and CA files come from NetworkOptions, read once
     )
-    return HttpRegistry(settings, client, counter, catalog_page_size=catalog_page_size)
+    registry = HttpRegistry(settings, client, counter, catalog_page_size=catalog_page_size)
+    registry.authenticator = authenticator
+    return registry
 
 
 @asynccontextmanager

@@ -13,9 +13,12 @@ from types import TracebackType
 
 from cip.model.refs import Registry as RegistryName
 from cip.registry.client import Registry, RequestCounter
+from cip.registry.credentials import CredentialStore
 from cip.registry.http import create_http_registry
 from cip.registry.layout import open_layout
 from cip.registry.names import NetworkOptions
+from cip.registry.ratelimit import RateLimiter
+from cip.registry.retry import RetryPolicy
 from cip.registry.transport import TransportWrapper
 
 
@@ -26,6 +29,9 @@ class RegistryPool:
     timeout: float = 60.0
     wrappers: Sequence[TransportWrapper] = ()
     counter: RequestCounter = field(default_factory=RequestCounter)
+    credentials: CredentialStore | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter)  # one per run: shared budgets
+    retry: RetryPolicy | None = None
     _clients: dict[str, Registry] = field(default_factory=dict)
 
     def client(self, registry: RegistryName) -> Registry:
@@ -42,6 +48,9 @@ class RegistryPool:
                     timeout=self.timeout,
                     wrappers=self.wrappers,
                     counter=self.counter,
+                    credentials=self.credentials,
+                    limiter=self.limiter,
+                    retry=self.retry,
                 )
             self._clients[key] = found
         return found
