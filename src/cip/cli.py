@@ -19,9 +19,8 @@ from cip import __version__
 from cip.errors import CipError, Diagnostic, ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
-from cip.pipeline import Phase, Selection, load_and_validate, run_phases, select
+from cip.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.plan.edges import EdgeGroup
-from cip.plan.planner import Plan
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.progress import RequestProgress
 from cip.registry.credentials import CredentialStore
@@ -243,9 +242,17 @@ def run_command(
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests),
     )
-    result = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
+    outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
+    result = outcome.plan
     if output == "json":
-        click.echo(plan_json(result, dry_run=not confirm, warnings=validated.warnings))
+        click.echo(
+            plan_json(
+                result,
+                dry_run=not confirm,
+                warnings=validated.warnings,
+                requests=outcome.requests,
+            )
+        )
     else:
         click.echo(plan_text(result, dry_run=not confirm))
     if result.has_problems:
@@ -258,7 +265,7 @@ async def _run(
     concurrency: int,
     confirm: bool,
     include_foreign_layers: bool,
-) -> Plan:
+) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
         click.echo(f"phase {phase.value}: {summary}", err=True)
 
@@ -272,7 +279,7 @@ async def _run(
             on_phase=on_phase,
             progress=RequestProgress,
         )
-    return outcome.plan
+    return outcome
 
 
 def credential_store(manifests: list[PromoterManifest]) -> CredentialStore:

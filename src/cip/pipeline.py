@@ -121,6 +121,14 @@ class RunOutcome:
     plan: Plan  # with --confirm: the plan with what actually happened folded in
     report: Report | None  # None for a dry run
     phases: list[Phase]
+    requests: dict[str, dict[str, int]]  # host -> "METHOD status" -> count, every attempt
+
+
+def request_table(pool: RegistryPool) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for (host, method, status), count in sorted(pool.counter.counts.items()):
+        table.setdefault(host, {})[f"{method} {status or 'no answer'}"] = count
+    return table
 
 
 async def run_phases(
@@ -160,7 +168,7 @@ async def run_phases(
     finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
     finished(Phase.VALIDATE, "no signature policy configured")
     if not confirm:
-        return RunOutcome(planned, None, done)
+        return RunOutcome(planned, None, done, request_table(pool))
     start, before = time.monotonic(), pool.counter.total
     report = await execute(
         planned,
@@ -180,4 +188,4 @@ async def run_phases(
     )
     finished(Phase.SIGN, "signing is not configured")
     finished(Phase.ATTEST, "attestation is not configured")
-    return RunOutcome(report.outcome_plan(), report, done)
+    return RunOutcome(report.outcome_plan(), report, done, request_table(pool))

@@ -129,7 +129,13 @@ def plan_text(plan: Plan, *, dry_run: bool) -> str:
     return "\n".join(out)
 
 
-def plan_json(plan: Plan, *, dry_run: bool, warnings: list[Diagnostic]) -> str:
+def plan_json(
+    plan: Plan,
+    *,
+    dry_run: bool,
+    warnings: list[Diagnostic],
+    requests: dict[str, dict[str, int]] | None = None,
+) -> str:
     images: list[dict[str, object]] = []
     for row in _rows(plan):
         destinations: dict[str, object] = {}
@@ -164,5 +170,6 @@ def plan_json(plan: Plan, *, dry_run: bool, warnings: list[Diagnostic]) -> str:
         "ok": not plan.has_problems,
         "images": images,
         "warnings": [diagnostic_json(w) for w in warnings],
+        "requests": requests or {},
     }
     return json.dumps(document, indent=2)

@@ -78,6 +78,10 @@ def test_dry_run_json_groups_by_image_and_digest(
     assert image["image"] == "app"
     assert image["digest"] == app.digest
     assert image["destinations"] == {"copy": [{"registry": mirror.host, "tags": ["2.0"]}]}
+    # Requests per host, method and status: the mirror was only read ("GET no answer" is the
+    # HTTPS attempt a loopback host gets before plain HTTP).
+    reads = {"GET 200", "GET 404", "HEAD 404", "HEAD 200", "GET no answer"}
+    assert set(document["requests"][mirror.host]) <= reads
 
 
 def test_fully_present_run_costs_one_request_per_tag_plus_one_per_repository(
