@@ -61,9 +61,14 @@ def test_promotion_to_three_mirrors_preserves_digests_and_reruns_write_nothing(
     path = manifest(
         tmp_path / "m.yaml", f"{staging.host}/stage", [f"{m.host}/prod" for m in mirrors], images
     )
+    mark = staging.mark()
     done = run_cip("run", "--manifest", str(path), "--confirm")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(promoted)" in done.stdout
+    # The 64 MiB layer is read from staging once and streamed to the three mirrors together.
+    big_layer = max(big.blobs, key=lambda b: b.size).digest
+    reads = [e for e in staging.requests_since(mark) if e.method == "GET" and big_layer in e.path]
+    assert len(reads) == 1
     assert "copy 36," in done.stdout  # 6 images x 2 tags x 3 mirrors
     for mirror in mirrors:
         for name, image in catalog.items():
@@ -161,3 +166,28 @@ def test_source_serving_wrong_bytes_is_refused_and_other_images_promoted(
     written = writes(mirror, mark)
     assert not [w for w in written if w.startswith("PUT /v2/bad/manifests/")]
     assert "PUT /v2/good/manifests/1" in written
+
+
+def test_wrong_bytes_in_a_shared_large_blob_fail_every_mirror_without_hanging(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, mirror_a, mirror_b = registry_factory(), registry_factory(), registry_factory()
+    bad = oci_image(90, layers=1, layer_size=3_000_000)  # above the small-blob size: streamed
+    push_images(staging, [("bad", bad, "1")])
+    layer = bad.blobs[-1].digest
+
+    def tamper(answer: Answer) -> Answer:
+        if answer.request_path.endswith(layer) and answer.request_method == "GET":
+            answer.body = flip_last_byte(answer.body)
+        return answer
+
+    with tampering_proxy(staging.host, tamper) as proxy:
+        path = manifest(
+            tmp_path / "m.yaml", proxy, [mirror_a.host, mirror_b.host], dmap("bad", bad, "1")
+        )
+        done = run_cip("run", "--manifest", str(path), "--confirm", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    failed = json.loads(done.stdout)["images"][0]["destinations"]["failed"]
+    assert sorted(f["registry"] for f in failed) == sorted([mirror_a.host, mirror_b.host])
+    for mirror in (mirror_a, mirror_b):
+        assert not [w for w in writes(mirror, 0) if "/manifests/" in w]

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from cip.errors import RegistryError
-from cip.registry.client import Manifest, Registry
+from cip.registry.client import Manifest, Registry, UploadSession
+from cip.registry.fanout import Broadcast
 from cip.registry.media import Descriptor
 
 T = TypeVar("T")
 SMALL_BLOB = 1024 * 1024  # read once, kept for the fan-out to other destinations
-UPLOAD_ATTEMPTS = 3  # whole uploads restarted after a retryable failure
+UPLOAD_ATTEMPTS = 5  # whole uploads restarted after a retryable failure
 
 
 class TagMoveRefused(RegistryError):
@@ -62,10 +63,12 @@ class ImageCopier:
         self._tasks: dict[tuple[str, int, str, str], asyncio.Task[object]] = {}
         self._small_blobs: dict[tuple[int, str, str], bytes] = {}
         self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
+        self._broadcasts: dict[tuple[int, str, str], Broadcast] = {}
 
     def forget_cached_content(self) -> None:
         """Drop source manifests and small blobs kept for fan-out (call between batches)."""
         self._small_blobs.clear()
+        self._broadcasts = {k: b for k, b in self._broadcasts.items() if not b.started}
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done() or k[0] != "src"}
 
     async def _once(self, key: tuple[str, int, str, str], work: Callable[[], Awaitable[T]]) -> T:
@@ -151,8 +154,9 @@ class ImageCopier:
                     data = await self._small_blob(src, src_repo, digest)
                     await dst.upload_blob(dst_repo, digest, data, session=session)
                 else:
-                    stream = src.stream_blob(src_repo, digest)
-                    await dst.upload_blob(dst_repo, digest, stream, size=blob.size, session=session)
+                    await self._upload_large(
+                        src, src_repo, dst, dst_repo, blob, session, shared=attempt == 0
+                    )
                 break
             except RegistryError as error:
                 # The answer to the final PUT may be lost after the registry stored the blob.
@@ -165,6 +169,33 @@ class ImageCopier:
         self.stats.blobs_streamed += 1
         self.stats.bytes_streamed += blob.size
         self._blob_homes.setdefault((id(dst), digest), dst_repo)
+
+    async def _upload_large(
+        self,
+        src: Registry,
+        src_repo: str,
+        dst: Registry,
+        dst_repo: str,
+        blob: Descriptor,
+        session: UploadSession | None,
+        *,
+        shared: bool,
+    ) -> None:
+        """Stream from the source, sharing one read with other destinations when possible."""
+        subscriber = None
+        if shared:
+            key = _key(src, src_repo, blob.digest)
+            broadcast = self._broadcasts.get(key)
+            if broadcast is None or broadcast.started:
+                broadcast = Broadcast(lambda: src.stream_blob(src_repo, blob.digest))
+                self._broadcasts[key] = broadcast
+            subscriber = broadcast.subscribe()
+        try:
+            stream = subscriber.chunks() if subscriber else src.stream_blob(src_repo, blob.digest)
+            await dst.upload_blob(dst_repo, blob.digest, stream, size=blob.size, session=session)
+        finally:
+            if subscriber is not None:
+                subscriber.close()
 
     async def _small_blob(self, src: Registry, repository: str, digest: str) -> bytes:
         key = _key(src, repository, digest)
