@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
-from cip.errors import CipError
+from cip.errors import CipError, RegistryError
 from cip.plan.planner import Action, Plan, TagMove, Verdict
+from cip.registry.client import Registry
 from cip.registry.copy import CopyStats, ImageCopier, TagMoveRefused
 from cip.registry.pool import RegistryPool
 
@@ -114,17 +115,34 @@ async def _write(
     dst, dst_repo = pool.locate(verdict.destination, group.image)
     if verdict.action is Action.COPY:
         src, src_repo = pool.locate(group.source, group.image)
-        manifest = await copier.copy(src, src_repo, dst, dst_repo, group.digest)
+        if verdict.fresh:
+            copier.mark_fresh(dst, dst_repo)
+        manifest = await copier.copy(src, src_repo, dst, dst_repo, group.digest, known_absent=True)
         copied = True
     else:
         manifest = await copier.source_manifest(dst, dst_repo, group.digest)
         copied = False
     written: list[str] = []
     refused: list[TagMove] = []
+    # Tags are re-checked right before writing (another run may have written one since the
+    # plan): with several tags, one listing says which are still absent, and only tags that
+    # exist now need a HEAD to compare digests.
+    absent: set[str] = set()
+    if len(verdict.tags_to_add) > 1:
+        absent = set(verdict.tags_to_add) - await _tags_now(dst, dst_repo)
     for tag in verdict.tags_to_add:
         try:
-            if await copier.tag(dst, dst_repo, tag, manifest):
+            if await copier.tag(dst, dst_repo, tag, manifest, known_absent=tag in absent):
                 written.append(tag)
         except TagMoveRefused as error:
             refused.append(TagMove(tag, error.current))
     return EdgeResult(verdict, copied, tuple(written), tuple(refused))
+
+
+async def _tags_now(dst: Registry, repository: str) -> set[str]:
+    try:
+        return set((await dst.list_tags(repository)).tags)
+    except RegistryError as error:
+        if error.status == 404:
+            return set()  # Distribution 2.8.2: NAME_UNKNOWN until the repository's first tag
+        raise

@@ -18,6 +18,7 @@ class RepositoryFacts:
     tags: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unresolved)
     digests: dict[str, bool] = field(default_factory=dict)  # digest -> present
     listed: bool = False  # tags were listed, so an absent tag is known to be absent
+    missing: bool = False  # the repository does not exist (yet): nothing is in it
     error: str | None = None
 
     def has_digest(self, digest: str) -> bool | None:

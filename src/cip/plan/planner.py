@@ -47,6 +47,7 @@ class Verdict:
     tags_to_add: tuple[str, ...] = ()
     tag_moves: tuple[TagMove, ...] = ()
     error: str | None = None
+    fresh: bool = False  # the destination repository did not exist when planned
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
@@ -149,7 +150,9 @@ def _judge(
             index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=src.error
         )
     if src is not None and src.has_digest(group.digest):
-        return Verdict(index, destination, Action.COPY, (), tuple(to_add), tuple(moves))
+        return Verdict(
+            index, destination, Action.COPY, (), tuple(to_add), tuple(moves), fresh=facts.missing
+        )
     if src is None or src.has_digest(group.digest) is None:
         error = "source was not read"
         return Verdict(index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=error)

@@ -64,6 +64,7 @@ class ImageCopier:
         self._small_blobs: dict[tuple[int, str, str], bytes] = {}
         self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
         self._broadcasts: dict[tuple[int, str, str], Broadcast] = {}
+        self._fresh: set[tuple[int, str]] = set()  # (dst, repo) absent when planned
 
     def forget_cached_content(self) -> None:
         """Drop source manifests and small blobs kept for fan-out (call between batches)."""
@@ -85,20 +86,41 @@ class ImageCopier:
             ("src", id(src), repository, digest), lambda: src.get_manifest(repository, digest)
         )
 
+    def mark_fresh(self, dst: Registry, dst_repo: str) -> None:
+        """The repository did not exist when planned: nothing in it needs a HEAD first."""
+        self._fresh.add((id(dst), dst_repo))
+
     async def copy(
-        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, digest: str
+        self,
+        src: Registry,
+        src_repo: str,
+        dst: Registry,
+        dst_repo: str,
+        digest: str,
+        *,
+        known_absent: bool = False,
     ) -> Manifest:
-        """Make `dst_repo@digest` exist with all it references; returns the manifest."""
+        """Make `dst_repo@digest` exist with all it references; returns the manifest.
+
+        `known_absent`: the plan just found the digest missing, so no HEAD is spent on it.
+        """
         return await self._once(
             ("manifest", id(dst), dst_repo, digest),
-            lambda: self._copy_manifest(src, src_repo, dst, dst_repo, digest),
+            lambda: self._copy_manifest(src, src_repo, dst, dst_repo, digest, known_absent),
         )
 
     async def _copy_manifest(
-        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, digest: str
+        self,
+        src: Registry,
+        src_repo: str,
+        dst: Registry,
+        dst_repo: str,
+        digest: str,
+        known_absent: bool,
     ) -> Manifest:
         manifest = await self.source_manifest(src, src_repo, digest)
-        if await dst.head_manifest(dst_repo, digest) is not None:
+        fresh = (id(dst), dst_repo) in self._fresh
+        if not (known_absent or fresh) and await dst.head_manifest(dst_repo, digest) is not None:
             return manifest  # a registry stores a manifest only once what it references exists
         parsed = manifest.parse()
         if parsed.is_index:
@@ -137,7 +159,12 @@ class ImageCopier:
         # With a known home on the same host, mount first: it answers 201 whether or not the
         # blob was already linked here, so a HEAD before it would be one request per blob spent
         # for nothing (measured in BENCHMARKS.md case 5).
-        if (home is None or home == dst_repo) and await dst.blob_exists(dst_repo, digest):
+        fresh = (id(dst), dst_repo) in self._fresh
+        if (
+            (home is None or home == dst_repo)
+            and not fresh
+            and await dst.blob_exists(dst_repo, digest)
+        ):
             self.stats.blobs_present += 1
             self._blob_homes.setdefault((id(dst), digest), dst_repo)
             return
@@ -209,13 +236,21 @@ class ImageCopier:
             self._small_blobs[key] = cached
         return cached
 
-    async def tag(self, dst: Registry, dst_repo: str, tag: str, manifest: Manifest) -> bool:
+    async def tag(
+        self,
+        dst: Registry,
+        dst_repo: str,
+        tag: str,
+        manifest: Manifest,
+        *,
+        known_absent: bool = False,
+    ) -> bool:
         """Point `tag` at the manifest unless it already does; refuse to move it.
 
-        Re-checked right before the write: another run may have written the tag since planning.
-        Returns whether a write happened.
+        Re-checked right before the write (another run may have written the tag since
+        planning), unless the caller just saw it absent. Returns whether a write happened.
         """
-        current = await dst.head_manifest(dst_repo, tag)
+        current = None if known_absent else await dst.head_manifest(dst_repo, tag)
         if current is not None:
             if current.digest == manifest.digest:
                 return False

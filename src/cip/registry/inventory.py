@@ -99,6 +99,7 @@ class InventoryReader:
                 if error.status != 404:
                     raise
                 listing, listed_tags = None, set()  # a repository nobody pushed to yet
+                facts.missing = True
             facts.listed = True
             if listing is not None and listing.manifests is not None:
                 for entry in listing.manifests.values():
@@ -111,6 +112,8 @@ class InventoryReader:
                 for tag, info in zip(to_resolve, heads, strict=True):
                     if info is not None:  # else deleted since the listing: absent
                         facts.tags[tag] = info.digest
+            if facts.missing:
+                facts.digests.update(dict.fromkeys(wanted.digests, False))
             unknown = sorted(d for d in wanted.digests if facts.has_digest(d) is None)
             found = await self._heads(client, repository, unknown)
             for digest, info in zip(unknown, found, strict=True):

@@ -25,7 +25,9 @@ from cip.registry.transport import TransportWrapper
 @dataclass
 class RegistryPool:
     options: NetworkOptions = field(default_factory=NetworkOptions)
-    max_connections: int = 32
+    # Few connections per host: httpcore scans its whole pool on every request, so 8 gave
+    # more requests per second than 32 at the same concurrency (BENCHMARKS.md).
+    max_connections: int = 8
     timeout: float = 60.0
     wrappers: Sequence[TransportWrapper] = ()
     counter: RequestCounter = field(default_factory=RequestCounter)
