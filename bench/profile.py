@@ -1,0 +1,48 @@
+"""cProfile of one cip subprocess, summarised for BENCHMARKS.md.
+
+Only run when a target is missed, in a separate run after the measured ones (a profiler slows
+the code it watches, so profiled runs are never the timed ones). The summary lists the
+functions with the most own time, and cip's own functions by cumulative time, which together
+say whether the time is in cip, in the HTTP stack, or spent waiting for registries.
+"""
+
+from __future__ import annotations
+
+import io
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.lab import run_measured
+
+
+def profile_cip(manifest: Path, *, confirm: bool, top: int = 18) -> str:
+    """Profile `cip run --manifest M [--confirm]`; returns a text summary."""
+    with tempfile.TemporaryDirectory(prefix="cip-bench-prof-") as folder:
+        output = Path(folder) / "cip.prof"
+        argv = [sys.executable, "-m", "cProfile", "-o", str(output), "-m", "cip.cli", "run"]
+        argv += ["--manifest", str(manifest), *(["--confirm"] if confirm else [])]
+        measured = run_measured(argv)
+        if measured.returncode not in (0, 1):
+            return f"profiled run failed ({measured.returncode}): {measured.stderr[-500:]}"
+        text = io.StringIO()
+        stats = pstats.Stats(str(output), stream=text)
+        text.write(
+            f"wall {measured.seconds:.2f} s under cProfile, peak RSS {measured.rss_mb:.0f} MB\n"
+        )
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(r"cip/", top)
+    return _trim(text.getvalue())
+
+
+def _trim(text: str) -> str:
+    """Drop pstats' preamble lines and shorten site-packages paths."""
+    keep = []
+    for line in text.splitlines():
+        if not line.strip() or "Ordered by" in line or "List reduced" in line:
+            continue
+        if ".prof" in line:  # the "<date> <file>.prof" header
+            continue
+        keep.append(line.replace(sys.prefix, "…").rstrip())
+    return "\n".join(keep)

@@ -1,0 +1,307 @@
+"""BENCHMARKS.md from the raw results of one harness run.
+
+The whole file is regenerated, so what it says always comes from one run on one machine. Each
+case states its target and whether this run met it; a missed target is followed by the profile
+the harness recorded for it, because a number without a cause does not tell anyone what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+PROFILE_TOP = 25
+
+
+def _s(value: float) -> str:
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def _range(s: Mapping[str, float]) -> str:
+    return f"{_s(s['median'])} | {_s(s['min'])}–{_s(s['max'])}"
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def _name(name: str) -> str:
+    return name.replace("|", "\\|")  # a pipe would end the Markdown table cell
+
+
+def _requests(counts: Mapping[str, Any]) -> str:
+    staging = sum(c["total"] for r, c in counts.items() if not r.startswith("mirror"))
+    mirrors = [c["total"] for r, c in counts.items() if r.startswith("mirror")]
+    if not mirrors:
+        return " / ".join(f"{c['total']:,}" for c in counts.values())
+    return f"{staging:,} / {sum(mirrors):,}"
+
+
+def render(results: Mapping[str, Any]) -> str:
+    machine = results["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Measured by `{results['command']}` on {machine['cores']} cores, "
+        f"{machine['memory_gib']:.0f} GiB, {machine['os']}, Python {machine['python']}, "
+        f"docker-registry {machine['docker_registry']}, skopeo {machine['skopeo']}, "
+        f"httpx {machine['httpx']}, httpcore {machine['httpcore']}; "
+        f"whole run {results['seconds']:.0f} s. Registries are real `docker-registry` processes "
+        "on loopback (plain HTTP/1.1), started by the harness; each costs about 2 ms of CPU per "
+        "request, so on 2 cores the registries and the client compete for the same CPU. "
+        "Every contender runs as a subprocess under GNU `time` (peak RSS is its own); request "
+        "counts come from the registries' access logs. Medians are compared; min–max shows the "
+        "noise. Raw numbers: `bench/results.json`.",
+        "",
+    ]
+    cases = results["cases"]
+    for key, renderer in _RENDERERS.items():
+        if key in cases:
+            out.extend(renderer(cases[key]))
+            out.append("")
+    findings = _findings(cases)
+    if findings:
+        out += ["## What limits cip here", "", *findings, ""]
+    profiles = results.get("profiles") or {}
+    if profiles:
+        out += ["## Where cip's time goes (profiles of missed targets)", ""]
+        for name, text in profiles.items():
+            out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _case1(r: Mapping[str, Any]) -> list[str]:
+    sec, rss = r["seconds"], r["peak_rss_mb"]
+    ratio = r["ratio_cip_to_raw"]
+    return [
+        "## 1. Offline: load + validate + edges of the Kubernetes corpus",
+        "",
+        "`python3 -m bench.corpus_load` — the 75 thin manifests of registry.k8s.io (its one bad "
+        f"digest corrected so the pipeline runs to the end: {r['edges']:,} edges) against a raw "
+        f"`yaml.load(..., CSafeLoader)` of the same 150 files, interleaved, {r['repeat']} rounds.",
+        "",
+        "| variant | median | min–max | peak RSS |",
+        "| --- | --- | --- | --- |",
+        f"| raw C-loader parse | {_range(sec['raw'])} | {rss['raw']:.0f} MB |",
+        f"| cip load + validate + edges | {_range(sec['cip'])} | {rss['cip']:.0f} MB |",
+        "",
+        f"Ratio cip/raw: **{ratio:.2f}×** (target ≤ 2×: {_met(ratio <= 2)}; peak RSS target "
+        f"≤ 200 MB: {_met(rss['cip'] <= 200)}). Validation walks libyaml's composed node tree "
+        "instead of constructed Python objects, which is where line numbers come from at almost "
+        "no cost; edges are kept grouped per digest rather than as one object per edge.",
+    ]
+
+
+def _corpus(c: Mapping[str, Any]) -> str:
+    return (
+        f"{c['repositories']} repositories, {c['tags']} tags, "
+        f"{c['bytes'] / 1e6:.0f} MB of blobs, one staging → {c['mirrors']} mirror(s)"
+    )
+
+
+def _case2(r: Mapping[str, Any]) -> list[str]:
+    v = r["variants"]
+    cip = v["cip"]
+    ratios = r["ratios"]
+    seq, par = ratios["skopeo sync ×3 sequential"], ratios["skopeo sync ×3 parallel"]
+    fewer = all(cip["requests_total"] < x["requests_total"] for n, x in v.items() if n != "cip")
+    rows = [
+        f"| {name} | {_s(x['seconds'])} | {x['requests_total']:,} | "
+        f"{_requests(x['requests'])} | {x['mirror_writes']:,} | {x['rss_mb']:.0f} MB |"
+        for name, x in v.items()
+    ]
+    return [
+        "## 2. Cold promotion into three mirrors",
+        "",
+        f"{_corpus(r['corpus'])}; each contender into its own three empty registries, once "
+        f"(cip first). All {r['verified_tags']:,} mirror tags checked afterwards: every "
+        "contender's mirrors hold identical digests for every tag.",
+        "",
+        "| contender | time | requests | staging / mirrors | mirror writes | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"skopeo sequential / cip: **{seq:.2f}×** (target ≥ 3×: {_met(seq >= 3)}); "
+        f"skopeo parallel / cip: **{par:.2f}×** (target ≥ 2×: {_met(par >= 2)}); "
+        f"fewer requests than both: {_met(fewer)}.",
+    ]
+
+
+def _case3(r: Mapping[str, Any]) -> list[str]:
+    v = r["variants"]
+    cip = v["cip"]
+    budget = r["budget_per_mirror"]
+    per_mirror = max(c["total"] for n, c in cip["requests"].items() if n.startswith("mirror"))
+    seq = r["ratios"]["skopeo sync ×3 sequential"]
+    rows = [
+        f"| {name} | {_range(x['seconds'])} | {x['requests_total']:,} | "
+        f"{_requests(x['requests'])} | {x['mirror_writes']} | {x['rss_mb']:.0f} MB |"
+        for name, x in v.items()
+    ]
+    return [
+        "## 3. No-op rerun of case 2",
+        "",
+        f"Everything present; {r['rounds']} rounds, the order reversed every round. skopeo keeps "
+        "its home (and blob-info cache) from its cold run.",
+        "",
+        "| contender | median | min–max | requests | staging / mirrors | mirror writes | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"skopeo sequential / cip: **{seq:.2f}×** (target ≥ 5×: {_met(seq >= 5)}); "
+        f"skopeo parallel / cip: **{r['ratios']['skopeo sync ×3 parallel']:.2f}×**; "
+        f"cip writes: {cip['mirror_writes']} (target 0: {_met(cip['mirror_writes'] == 0)}); "
+        f"cip requests per mirror: {per_mirror} for a budget of {budget} (one per tag plus one "
+        f"per repository: {_met(per_mirror <= budget)}); cip requests to staging: "
+        f"{cip['staging_requests']}.",
+    ]
+
+
+def _case4(r: Mapping[str, Any]) -> list[str]:
+    v = r["variants"]
+    speed = r["mb_per_s"]
+    rows = [
+        f"| {_name(name)} | {_range(x['seconds'])} | {speed[name]:.0f} MB/s | "
+        f"{_requests(x['requests'])} | {x['rss_mb']:.0f} MB |"
+        for name, x in v.items()
+    ]
+    ratios = r["ratios"]
+    rss = v["cip"]["rss_mb"]
+    return [
+        f"## 4. One {r['size_mib']} MiB blob between two registries",
+        "",
+        f"Source and destination on different ports; a fresh destination per run; {r['rounds']} "
+        "rounds in rotating order. cip and skopeo copy an image whose only layer is the blob; "
+        "the raw baseline is `curl` GET piped into `curl -T -` (POST, then one streamed PUT).",
+        "",
+        "| contender | median | min–max | throughput | requests source / destination | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"cip / skopeo: **{ratios['cip/skopeo']:.2f}×** time (target ≤ 1×: "
+        f"{_met(ratios['cip/skopeo'] <= 1)}); cip / raw: **{ratios['cip/raw']:.2f}×** (target "
+        f"≤ 1.2×: {_met(ratios['cip/raw'] <= 1.2)}); cip peak RSS {rss:.0f} MB (target ≤ 100 MB: "
+        f"{_met(rss <= 100)}). cip's time includes interpreter start-up and planning "
+        "(about 0.5 s).",
+    ]
+
+
+def _case5(r: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for name in ("cip", "skopeo sync"):
+        x = r[name]
+        rows.append(
+            f"| {name} | {_s(x['seconds'])} | {x['requests']['total']:,} | {x['mounts']:,} | "
+            f"{x['blob_gets']:,} | {x['blob_uploads']:,} | {x['rss_mb']:.0f} MB |"
+        )
+    cip = r["cip"]
+    zero = cip["blob_gets"] == 0 and cip["blob_uploads"] == 0
+    return [
+        "## 5. Same-registry promotion",
+        "",
+        f"{_corpus(r['corpus'])}, from `stage/` to another path prefix of the same registry, "
+        "once each (cold); results checked tag by tag.",
+        "",
+        "| contender | time | requests | mounts | blob GETs | upload requests | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Zero blob bytes through cip (no blob GET, no upload request): {_met(zero)}.",
+    ]
+
+
+def _case6(r: Mapping[str, Any]) -> list[str]:
+    v = r["variants"]
+    rows = [
+        f"| {name} | {x['requests_per_s']['median']:.0f} req/s | "
+        f"{x['requests_per_s']['min']:.0f}–{x['requests_per_s']['max']:.0f} | "
+        f"{x['client_cpu_ms_per_request']['median']:.2f} ms |"
+        for name, x in v.items()
+    ]
+    ratio = r["ratio_cip_to_raw"]
+    return [
+        "## 6. Planning request rate",
+        "",
+        f"`HEAD` manifest by tag, {r['requests_per_round']} requests per round at concurrency "
+        f"{r['concurrency']} (cip's default), {r['rounds']} rounds in ABBA order (same code as "
+        "`python3 -m bench.head_rate`); the registry log confirms one request per call.",
+        "",
+        "| client | median | min–max | client CPU per request |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"cip / raw: **{ratio:.0%}** (target ≥ 70 %: {_met(ratio >= 0.7)}).",
+    ]
+
+
+def _case7(r: Mapping[str, Any]) -> list[str]:
+    rows = [
+        f"| {x['images']:,} | {x['tags']:,} | {_s(x['seconds'])} | {x['ms_per_image']:.2f} ms | "
+        f"{_requests(x['requests'])} | {x['writes']} | {x['rss_mb']:.0f} MB |"
+        for x in r["runs"].values()
+    ]
+    ratio = r["cost_ratio"]
+    return [
+        "## 7. Planning at scale",
+        "",
+        f"`cip run` without `--confirm` (plan only) of N images × 3 tags, "
+        f"{r['images_per_repository']} images per repository, into three empty mirrors; once per "
+        f"size. Staging filled through cip's client in {r['fill_seconds']:.0f} s "
+        f"({r['fill_requests']:,} requests).",
+        "",
+        "| images | tags | time | per image | requests staging / mirrors | writes | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Per-image cost at the largest size / at the smallest: **{ratio:.2f}×** (target at most "
+        f"25 % above: {_met(ratio <= 1.25)}; below 1 means the fixed start-up cost is spread "
+        "over more images).",
+    ]
+
+
+def _findings(cases: Mapping[str, Any]) -> list[str]:
+    """Causes read off this run's own numbers, for the cases whose targets depend on them."""
+    out = []
+    if "6" in cases:
+        v = cases["6"]["variants"]
+        raw = v["raw httpx loop"]["client_cpu_ms_per_request"]["median"]
+        cip = v["cip client"]["client_cpu_ms_per_request"]["median"]
+        out.append(
+            f"- Client CPU per request (case 6, concurrency {cases['6']['concurrency']}): "
+            f"{cip:.2f} ms for cip, {raw:.2f} ms for a bare httpx loop, against about 2 ms of "
+            "registry CPU. On 2 cores the HTTP stack, not cip's own code, costs as much CPU as "
+            "the registry it talks to: httpcore's pool re-checks every pooled connection "
+            "(`has_expired` → `is_socket_readable` → anyio `extra_attributes` → `getpeername`) "
+            "each time a request is assigned or released, so its cost grows with the number "
+            "of connections; see the profiles below."
+        )
+    if "2" in cases:
+        v = cases["2"]["variants"]
+        cip = v["cip"]
+        peers = [x for n, x in v.items() if n != "cip"]
+        out.append(
+            f"- Cold promotion (case 2): cip sent {cip['requests_total']:,} requests against "
+            f"{min(p['requests_total'] for p in peers):,} for skopeo, so the request lever is "
+            "already pulled; the remaining time is CPU shared between the client and four "
+            "registries on two cores."
+        )
+    if "4" in cases:
+        v = cases["4"]["variants"]
+        extra = v["cip"]["seconds"]["median"] - v["raw curl GET | curl PUT"]["seconds"]["median"]
+        out.append(
+            f"- One large blob (case 4): cip needs {extra:.1f} s more than the raw pipe; its "
+            "bytes pass through Python (httpx reads, hashes, writes each chunk) where curl's "
+            "pass through two C processes."
+        )
+    return out
+
+
+_RENDERERS = {
+    "1": _case1,
+    "2": _case2,
+    "3": _case3,
+    "4": _case4,
+    "5": _case5,
+    "6": _case6,
+    "7": _case7,
+}
