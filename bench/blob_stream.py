@@ -21,7 +21,7 @@ from tests.lab import images
 from tests.lab.registry_lab import running_registry
 
 from cip.registry.client import Registry
-from cip.registry.http import create_http_registry
+from cip.registry.connect import create_http_registry
 from cip.registry.layout import open_layout
 
 

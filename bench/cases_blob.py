@@ -23,7 +23,7 @@ from bench.corpus import MIB, Entry, cip_manifest
 from bench.lab import Lab, Measured, cip_argv, marks_of, request_counts, run_measured, spread
 from bench.profile import profile_cip
 from bench.skopeo import SkopeoHome, copy_argv
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 
 CIP, SKOPEO, RAW = "cip", "skopeo copy", "raw curl GET | curl PUT"
 VARIANTS = (CIP, SKOPEO, RAW)

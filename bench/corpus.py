@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from tests.lab.images import Image, docker_manifest_list, oci_image, oci_index, push
 
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 
 MIB = 1024 * 1024
 SOURCE_PREFIX = "stage"

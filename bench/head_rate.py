@@ -22,7 +22,7 @@ from tests.lab import images
 from tests.lab.registry_lab import LabRegistry, running_registry
 
 from cip.registry import media
-from cip.registry.http import create_http_registry
+from cip.registry.connect import create_http_registry
 
 REPOSITORY = "bench/app"
 TAG = "v1"

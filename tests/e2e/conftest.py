@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from tests.lab.conftest import lab_registry, registry_factory
 from tests.lab.images import Image, push
 from tests.lab.registry_lab import LabRegistry

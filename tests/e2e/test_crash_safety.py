@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cip.errors import RegistryError
 from cip.registry.client import Registry
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from tests.e2e.conftest import push_images, run_cip, writes
 from tests.e2e.test_dry_run import manifest
 from tests.lab.images import Image, docker_manifest_list, oci_image, oci_index

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cip.executor import execute
 from cip.pipeline import load_and_validate, plan_against_registries
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from cip.registry.pool import RegistryPool
 from tests.e2e.conftest import push_images, run_cip, writes
 from tests.e2e.test_dry_run import manifest

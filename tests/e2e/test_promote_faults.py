@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cip.pipeline import load_and_validate, run_phases
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from cip.registry.pool import RegistryPool
 from cip.registry.ratelimit import RateLimitConfig, RateLimiter
 from cip.registry.retry import RetryPolicy

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cip.registry.client import Registry
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from cip.registry.layout import open_layout
 from tests.lab.registry_lab import LabRegistry, LabUnavailable, start_registry
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from cip.registry.auth import Authenticator
 from cip.registry.client import RequestCounter
+from cip.registry.connect import create_http_registry
 from cip.registry.credentials import CredentialStore
-from cip.registry.http import HttpRegistry, create_http_registry
+from cip.registry.http import HttpRegistry
 from cip.registry.names import NetworkOptions
 from cip.registry.ratelimit import RateLimiter
 from cip.registry.retry import RetryPolicy

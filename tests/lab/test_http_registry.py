@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from cip.errors import RegistryError
-from cip.registry.http import create_http_registry, open_http_registry
+from cip.registry.connect import create_http_registry, open_http_registry
 from cip.registry.names import NetworkOptions
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry

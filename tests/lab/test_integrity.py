@@ -13,7 +13,7 @@ import pytest
 
 from cip.errors import DigestMismatchError, RegistryError
 from cip.registry import media
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from cip.registry.layout import open_layout
 from cip.registry.media import UnsupportedManifestError
 from tests.lab import images

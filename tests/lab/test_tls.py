@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cip.errors import RegistryError
-from cip.registry.http import open_http_registry
+from cip.registry.connect import open_http_registry
 from cip.registry.names import NetworkOptions
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry, self_signed_tls

@@ -13,8 +13,8 @@ from types import TracebackType
 
 from cip.model.refs import Registry as RegistryName
 from cip.registry.client import Registry, RequestCounter
+from cip.registry.connect import create_http_registry
 from cip.registry.credentials import CredentialStore
-from cip.registry.http import create_http_registry
 from cip.registry.layout import open_layout
 from cip.registry.names import NetworkOptions
 from cip.registry.ratelimit import RateLimiter
