@@ -162,8 +162,8 @@ async def run_phases(
     )
     finished(
         Phase.PLAN,
-        f"{len(planned.verdicts):,} destination verdicts from "
-        f"{pool.counter.total - before:,} requests in {time.monotonic() - start:.1f}s",
+        f"{len(planned.verdicts):,} destination verdicts"
+        f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s",
     )
     finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
     finished(Phase.VALIDATE, "no signature policy configured")
@@ -183,9 +183,14 @@ async def run_phases(
         f"{stats.manifests_written:,} manifests, {stats.tags_written:,} tags, "
         f"{stats.blobs_streamed:,} blobs streamed ({stats.bytes_streamed / 2**20:,.1f} MiB), "
         f"{stats.blobs_mounted:,} mounted, {stats.blobs_present:,} already there; "
-        f"{len(report.failed):,} failed; {pool.counter.total - before:,} requests "
+        f"{len(report.failed):,} failed{_requests(pool.counter.total - before)} "
         f"in {time.monotonic() - start:.1f}s",
     )
     finished(Phase.SIGN, "signing is not configured")
     finished(Phase.ATTEST, "attestation is not configured")
     return RunOutcome(report.outcome_plan(), report, done, request_table(pool))
+
+
+def _requests(count: int) -> str:
+    # Local OCI layouts make no requests; say nothing rather than "0 requests".
+    return f"; {count:,} registry requests" if count else ""
