@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from cip.registry.connect import open_http_registry
+from tests.cli import run_cip
 from tests.lab.conftest import lab_registry, registry_factory
 from tests.lab.images import Image, push
 from tests.lab.registry_lab import LabRegistry
 
-__all__ = ["lab_registry", "registry_factory"]
+__all__ = ["lab_registry", "registry_factory", "run_cip"]
 
 WRITE_METHODS = {"PUT", "POST", "PATCH", "DELETE"}
-
-
-def run_cip(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cip.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-        timeout=300,
-    )
 
 
 def push_images(lab: LabRegistry, items: Sequence[tuple[str, Image, str | None]]) -> None:
