@@ -25,7 +25,8 @@ from cip.registry.credentials import (
     env_variable,
 )
 from cip.registry.ratelimit import HostLimit, RateLimitConfig
-from cip.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from cip.registry.responses import is_retryable_status
+from cip.registry.retry import RetryPolicy, parse_retry_after
 
 
 def test_retry_after_seconds_and_http_date() -> None:

@@ -14,21 +14,30 @@ import httpx
 from cip.errors import DigestMismatchError, RegistryError
 from cip.registry.media import ErrorContext
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and 5xx; 501 and 505 say "never", not "not now" (RFC 9110 §15.6.2, §15.6.6)."""
+    return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
+
+
+def oci_error(response: httpx.Response, method: str) -> tuple[str | None, str]:
+    """The first OCI error code and message of a body (distribution-spec "Error Codes").
+
+    `method` is passed in because below the client (in transport layers) a response does not
+    know its request yet.
+    """
+    if method == "HEAD":
+        return None, ""  # a HEAD answer has no body
+    try:
+        first = json.loads(response.content)["errors"][0]
+        return str(first.get("code") or "") or None, str(first.get("message") or "")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, httpx.ResponseNotRead):
+        return None, ""
 
 
 def error_from(response: httpx.Response, what: str, **context: str | None) -> RegistryError:
     """A RegistryError from a refusal, with the OCI error code when the body has one."""
-    code: str | None = None
-    detail = ""
-    if response.request.method != "HEAD":
-        try:
-            body = json.loads(response.content)
-            first = body["errors"][0]
-            code = str(first.get("code") or "") or None
-            detail = str(first.get("message") or "")
-        except (ValueError, KeyError, IndexError, TypeError, httpx.ResponseNotRead):
-            pass
+    code, detail = oci_error(response, response.request.method)
     status = response.status_code
     message = (
         f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
@@ -41,7 +50,7 @@ def error_from(response: httpx.Response, what: str, **context: str | None) -> Re
         digest=context.get("digest"),
         status=status,
         oci_code=code,
-        retryable=status in RETRYABLE_STATUS or code == "TOOMANYREQUESTS",
+        retryable=is_retryable_status(status) or code == "TOOMANYREQUESTS",
     )
 
 

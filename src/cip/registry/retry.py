@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import random
 import ssl
 import time
@@ -25,14 +24,10 @@ from dataclasses import dataclass
 import httpx
 
 from cip.errors import RegistryError
+from cip.registry.responses import is_retryable_status, oci_error
 from cip.registry.transport import TransportWrapper
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def is_retryable_status(status: int) -> bool:
-    """408, 429 and 5xx; 501 and 505 say "never", not "not now" (RFC 9110 §15.6.2, §15.6.6)."""
-    return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
 
 
 def is_retryable_error(exc: BaseException) -> bool:
@@ -78,14 +73,6 @@ def is_replayable(request: httpx.Request) -> bool:
 def describe(request: httpx.Request) -> str:
     """`METHOD /path` without the query: upload URLs carry opaque session state there."""
     return f"{request.method} {request.url.path}"
-
-
-def oci_code(response: httpx.Response) -> str | None:
-    try:
-        code = json.loads(response.content)["errors"][0]["code"]
-    except (ValueError, KeyError, IndexError, TypeError, httpx.ResponseNotRead):
-        return None
-    return str(code) if code else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +134,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 if not is_retryable_status(response.status_code):
                     return response
                 await _drain(response)
-                status, code, last_exc = response.status_code, oci_code(response), None
+                status, code, last_exc = (
+                    response.status_code,
+                    oci_error(response, request.method)[0],
+                    None,
+                )
                 problem = f"HTTP {status}" + (f" {code}" if code else "")
                 if not replayable:
                     raise RegistryError(
