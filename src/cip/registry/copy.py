@@ -22,6 +22,7 @@ from cip.registry.media import Descriptor
 
 T = TypeVar("T")
 SMALL_BLOB = 1024 * 1024  # read once, kept for the fan-out to other destinations
+SOURCE_CONTENT = ("src", "src-blob")  # task kinds holding source bytes, dropped per batch
 UPLOAD_ATTEMPTS = 5  # whole uploads restarted after a retryable failure
 
 
@@ -61,16 +62,21 @@ class ImageCopier:
         self.stats = CopyStats()
         self._include_foreign = include_foreign_layers
         self._tasks: dict[tuple[str, int, str, str], asyncio.Task[object]] = {}
-        self._small_blobs: dict[tuple[int, str, str], bytes] = {}
         self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
         self._broadcasts: dict[tuple[int, str, str], Broadcast] = {}
         self._fresh: set[tuple[int, str]] = set()  # (dst, repo) absent when planned
 
     def forget_cached_content(self) -> None:
-        """Drop source manifests and small blobs kept for fan-out (call between batches)."""
-        self._small_blobs.clear()
+        """Drop source manifests and small blobs kept for fan-out (call between batches).
+
+        Only finished reads are dropped; a batch still running that needs one again reads it
+        again, which costs a request, never correctness. Memory stays bounded by the batches in
+        flight instead of growing with every small blob of the run.
+        """
         self._broadcasts = {k: b for k, b in self._broadcasts.items() if not b.started}
-        self._tasks = {k: t for k, t in self._tasks.items() if not t.done() or k[0] != "src"}
+        self._tasks = {
+            k: t for k, t in self._tasks.items() if not t.done() or k[0] not in SOURCE_CONTENT
+        }
 
     async def _once(self, key: tuple[str, int, str, str], work: Callable[[], Awaitable[T]]) -> T:
         task = self._tasks.get(key)
@@ -225,16 +231,12 @@ class ImageCopier:
                 subscriber.close()
 
     async def _small_blob(self, src: Registry, repository: str, digest: str) -> bytes:
-        key = _key(src, repository, digest)
-        cached = self._small_blobs.get(key)
-        if cached is None:
+        """Read once per batch, then served from memory to every other destination."""
 
-            async def fetch() -> bytes:
-                return b"".join([chunk async for chunk in src.stream_blob(repository, digest)])
+        async def fetch() -> bytes:
+            return b"".join([chunk async for chunk in src.stream_blob(repository, digest)])
 
-            cached = await self._once(("src-blob", id(src), repository, digest), fetch)
-            self._small_blobs[key] = cached
-        return cached
+        return await self._once(("src-blob", id(src), repository, digest), fetch)
 
     async def tag(
         self,
