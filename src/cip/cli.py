@@ -65,6 +65,12 @@ def _handle_cip_errors(func: Callable[P, R]) -> Callable[P, R]:
         except CipError as error:
             click.echo(error.render(), err=True)
             sys.exit(int(error.exit_code))
+        except OSError as error:
+            # A file or folder named on the command line or in a manifest (an oci: layout, a
+            # CA bundle) that cannot be used: the user's to fix, so a message, not a traceback.
+            where = f"{error.filename}: " if error.filename else ""
+            click.echo(f"{where}error: {error.strerror or error}", err=True)
+            sys.exit(int(ExitCode.BAD_INPUT))
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
@@ -139,7 +145,12 @@ def cli() -> None:
     metavar="HOST[:PORT]",
     help="Allow plain HTTP to this host (loopback hosts always may). Repeatable.",
 )
-@click.option("--ca-file", metavar="FILE", help="Also trust this CA bundle (PEM) for TLS.")
+@click.option(
+    "--ca-file",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    help="Also trust this CA bundle (PEM) for TLS.",
+)
 @click.option(
     "--concurrency",
     default=32,

@@ -84,6 +84,8 @@ async def execute(
                 return await _write(plan, verdict, pool, copier)
             except CipError as error:
                 return EdgeResult(verdict, error=error.message)
+            except OSError as error:  # an oci: layout folder that cannot be written
+                return EdgeResult(verdict, error=f"{error.filename}: {error.strerror or error}")
             finally:
                 if progress is not None:
                     progress(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,21 @@ def test_snapshot_output_pastes_into_images_yaml(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert again.stdout == done.stdout
+
+
+def test_missing_ca_file_is_a_usage_error() -> None:
+    done = cip("run", "--manifest", "examples/plain.yaml", "--ca-file", "/nonexistent.pem")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "/nonexistent.pem" in done.stderr
+
+
+def test_unwritable_layout_destination_fails_its_edges_without_traceback(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "demo", demo)
+    (demo / "production").write_text("a file where the layout folder should be\n")
+    done = cip("run", "--manifest", str(demo / "promoter-manifest.yaml"), "--confirm")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "failed    hello@" in done.stdout
+    assert str(demo / "production") in done.stdout

@@ -133,6 +133,18 @@ class HttpRegistry:
             return None
         raise error_from(response, what, **context)
 
+    def _json(
+        self, response: httpx.Response, what: str, repository: str | None = None
+    ) -> dict[str, Any]:
+        """A JSON object body, or a RegistryError naming the registry (never a traceback)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{what}: the answer is not a JSON object", **self._ctx(repository))
+        return body
+
     async def _must(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         response = await self._send(method, url, what, **kwargs)
         assert response is not None  # missing_ok=False
@@ -152,7 +164,7 @@ class HttpRegistry:
             url = f"{url}?n={self._catalog_page_size}"
         while url is not None:
             response = await self._must("GET", url, "catalog", context=self._ctx(None))
-            for name in response.json().get("repositories") or []:
+            for name in self._json(response, "catalog").get("repositories") or []:
                 yield str(name)
             url = next_link(response)
 
@@ -164,7 +176,7 @@ class HttpRegistry:
             response = await self._must(
                 "GET", url, f"list tags of {repository}", context=self._ctx(repository)
             )
-            body = response.json()
+            body = self._json(response, f"list tags of {repository}", repository)
             # Distribution 2.8.2: a repository whose manifests were all deleted has "tags": null.
             tags.extend(str(t) for t in body.get("tags") or [])
             # Google Container/Artifact Registry add {digest: {tag: [...], mediaType: ...}}.

@@ -120,6 +120,8 @@ class InventoryReader:
                 facts.digests[digest] = info is not None
         except RegistryError as error:
             facts.error = error.message
+        except OSError as error:  # an oci: layout that cannot be read
+            facts.error = f"{error.filename}: {error.strerror or error}"
 
     async def _read_source(
         self, registry: RegistryName, image: str, digests: set[str], facts: RepositoryFacts
@@ -130,6 +132,8 @@ class InventoryReader:
             found = await self._heads(client, repository, ordered)
         except RegistryError as error:
             facts.error = error.message
+        except OSError as error:  # an oci: layout that cannot be read
+            facts.error = f"{error.filename}: {error.strerror or error}"
             return
         for digest, info in zip(ordered, found, strict=True):
             facts.digests[digest] = info is not None
