@@ -191,3 +191,34 @@ def test_wrong_bytes_in_a_shared_large_blob_fail_every_mirror_without_hanging(
     assert sorted(f["registry"] for f in failed) == sorted([mirror_a.host, mirror_b.host])
     for mirror in (mirror_a, mirror_b):
         assert not [w for w in writes(mirror, 0) if "/manifests/" in w]
+
+
+def test_a_large_blob_crosses_once_per_mirror_host_and_is_mounted_elsewhere_on_it(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, mirror = registry_factory(), registry_factory()
+    image = oci_image(95, layers=1, layer_size=3_000_000)
+    layer = image.blobs[-1].digest
+    names = [f"team{i}/app" for i in range(12)]  # more repositories than connections per host
+    push_images(staging, [(name, image, "1") for name in names])
+    path = manifest(
+        tmp_path / "m.yaml",
+        staging.host,
+        [mirror.host],
+        "".join(dmap(n, image, "1") for n in names),
+    )
+    marks = staging.mark(), mirror.mark()
+    done = run_cip("run", "--manifest", str(path), "--confirm")
+    assert done.returncode == 0, done.stdout + done.stderr
+    source_reads = [e for e in staging.requests_since(marks[0]) if layer in e.path]
+    uploads = [
+        e
+        for e in mirror.requests_since(marks[1])
+        if e.method == "PUT" and "/blobs/uploads/" in e.path and layer[7:] in e.path
+    ]
+    mounts = [
+        e for e in mirror.requests_since(marks[1]) if "mount=" in e.path and layer[7:] in e.path
+    ]
+    assert len(source_reads) == 1
+    assert len(uploads) == 1
+    assert len(mounts) == len(names) - 1 and all(m.status == 201 for m in mounts)

@@ -65,6 +65,7 @@ class ImageCopier:
         self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
         self._broadcasts: dict[tuple[int, str, str], Broadcast] = {}
         self._fresh: set[tuple[int, str]] = set()  # (dst, repo) absent when planned
+        self._uploading: dict[tuple[int, str], asyncio.Future[str | None]] = {}
 
     def forget_cached_content(self) -> None:
         """Drop source manifests and small blobs kept for fan-out (call between batches).
@@ -162,6 +163,12 @@ class ImageCopier:
         digest = blob.digest
         session = None
         home = src_repo if dst is src else self._blob_homes.get((id(dst), digest))
+        uploading = self._uploading.get((id(dst), digest))
+        if home is None and uploading is not None:
+            # Another repository of this host is receiving the blob right now: wait, then
+            # mount from it, so the blob crosses the wire once per host (and a host never
+            # holds several readers of one shared source stream).
+            home = await asyncio.shield(uploading)
         # With a known home on the same host, mount first: it answers 201 whether or not the
         # blob was already linked here, so a HEAD before it would be one request per blob spent
         # for nothing (measured in BENCHMARKS.md case 5).
@@ -181,6 +188,26 @@ class ImageCopier:
                 self._blob_homes.setdefault((id(dst), digest), dst_repo)
                 return
             session = mount.session  # declined: continue this upload session instead
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._uploading.setdefault((id(dst), digest), done)
+        try:
+            await self._upload(src, src_repo, dst, dst_repo, blob, session)
+        finally:
+            if self._uploading.get((id(dst), digest)) is done:
+                del self._uploading[(id(dst), digest)]
+            # Waiters mount from here, or upload themselves when this failed (None).
+            done.set_result(self._blob_homes.get((id(dst), digest)))
+
+    async def _upload(
+        self,
+        src: Registry,
+        src_repo: str,
+        dst: Registry,
+        dst_repo: str,
+        blob: Descriptor,
+        session: UploadSession | None,
+    ) -> None:
+        digest = blob.digest
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
                 if blob.size <= SMALL_BLOB:

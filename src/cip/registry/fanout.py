@@ -16,6 +16,7 @@ from cip.errors import RegistryError
 
 JOIN_WINDOW = 0.05  # seconds the first reader waits for the other destinations to arrive
 QUEUE_CHUNKS = 4  # chunks buffered per destination
+STALL_SECONDS = 10.0  # a destination not reading for this long leaves the shared stream
 
 _END = object()
 
@@ -95,6 +96,19 @@ class Broadcast:
 
 
 async def _offer(subscriber: Subscriber, item: object) -> None:
-    # A subscriber that closes drains its queue, which releases a put waiting on it.
-    if not subscriber.gone:
-        await subscriber.queue.put(item)
+    """Hand a chunk to one subscriber; one that stops reading for long is dropped.
+
+    A subscriber that closes drains its queue, which releases a put waiting on it. One that
+    stalls (its upload waits for a connection that other subscribers of some other stream
+    hold) would hold every reader of this stream: after STALL_SECONDS it gets a retryable
+    error instead, and its upload restarts on a source read of its own.
+    """
+    if subscriber.gone:
+        return
+    try:
+        await asyncio.wait_for(subscriber.queue.put(item), STALL_SECONDS)
+    except TimeoutError:
+        subscriber.close()
+        subscriber.queue.put_nowait(
+            RegistryError("a mirror stopped reading the shared source stream", retryable=True)
+        )
