@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
@@ -114,6 +115,14 @@ async def plan_against_registries(
 
 
 PhaseListener = Callable[[Phase, str], None]  # (phase, one-line summary) when a phase ends
+# (phase, unit) -> a context manager whose value is called with the number of units finished
+ProgressFactory = Callable[[str, str], AbstractContextManager[ProgressCallback]]
+
+
+def _progress(
+    factory: ProgressFactory | None, phase: str, unit: str
+) -> AbstractContextManager[ProgressCallback | None]:
+    return factory(phase, unit) if factory is not None else nullcontext()
 
 
 @dataclass
@@ -139,7 +148,7 @@ async def run_phases(
     concurrency: int = 32,
     include_foreign_layers: bool = False,
     on_phase: PhaseListener | None = None,
-    progress: Callable[[str], ProgressCallback] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
@@ -157,9 +166,10 @@ async def run_phases(
     finished(Phase.SETUP, f"{len(groups):,} image digests selected")
     start = time.monotonic()
     before = pool.counter.total
-    planned = await plan_against_registries(
-        groups, pool, concurrency=concurrency, progress=progress("plan") if progress else None
-    )
+    with _progress(progress, "plan", "registry requests") as advance:
+        planned = await plan_against_registries(
+            groups, pool, concurrency=concurrency, progress=advance
+        )
     finished(
         Phase.PLAN,
         f"{len(planned.verdicts):,} destination verdicts"
@@ -170,13 +180,14 @@ async def run_phases(
     if not confirm:
         return RunOutcome(planned, None, done, request_table(pool))
     start, before = time.monotonic(), pool.counter.total
-    report = await execute(
-        planned,
-        pool,
-        concurrency=concurrency,
-        include_foreign_layers=include_foreign_layers,
-        progress=progress("promote") if progress else None,
-    )
+    with _progress(progress, "promote", "destinations done") as advance:
+        report = await execute(
+            planned,
+            pool,
+            concurrency=concurrency,
+            include_foreign_layers=include_foreign_layers,
+            progress=advance,
+        )
     stats = report.stats
     finished(
         Phase.PROMOTE,

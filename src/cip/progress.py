@@ -12,10 +12,13 @@ if TYPE_CHECKING:
 
 
 class RequestProgress:
-    """Counts finished registry requests of one phase; usable as the reader's callback."""
+    """Counts finished units of one phase (requests, destinations); entered as a context."""
 
-    def __init__(self, phase: str, stream: TextIO | None = None, every: float = 5.0) -> None:
+    def __init__(
+        self, phase: str, unit: str = "requests", stream: TextIO | None = None, every: float = 5.0
+    ) -> None:
         self._phase = phase
+        self._unit = unit
         self._stream = stream or sys.stderr
         self._every = every
         self._done = 0
@@ -32,7 +35,7 @@ class RequestProgress:
             self._bar = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
-                TextColumn("{task.completed:,} requests"),
+                TextColumn("{task.completed:,} " + self._unit),
                 TimeElapsedColumn(),
                 console=Console(file=self._stream),
                 transient=True,
@@ -49,7 +52,9 @@ class RequestProgress:
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now
-            print(f"{self._phase}: {self._done:,} requests so far", file=self._stream, flush=True)
+            print(
+                f"{self._phase}: {self._done:,} {self._unit} so far", file=self._stream, flush=True
+            )
 
     def __exit__(
         self,
