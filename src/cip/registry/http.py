@@ -65,6 +65,7 @@ class HttpRegistry:
         self._client = client
         self._base = base_url
         self._base_lock = asyncio.Lock()
+        self._base_error: RegistryError | None = None
         self._catalog_page_size = catalog_page_size
         self._referrers_api: bool | None = None
         self.authenticator: Authenticator | None = None  # set by create_http_registry
@@ -87,6 +88,10 @@ class HttpRegistry:
         if self._base is not None:
             return self._base
         async with self._base_lock:
+            if self._base_error is not None:
+                # The probe already failed with its retries spent: every repository of this
+                # host would wait for the same answer again, one after another.
+                raise self._base_error
             if self._base is None:
                 https = f"https://{self.settings.endpoint}"
                 if not self.settings.allow_http:
@@ -95,6 +100,9 @@ class HttpRegistry:
                     try:
                         await self._client.get(f"{https}/v2/")
                         self._base = https
+                    except RegistryError as error:
+                        self._base_error = error  # unreachable over either scheme
+                        raise
                     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                         if _untrusted_certificate(exc):
                             # TLS is offered but not trusted: plain HTTP would hide that.
