@@ -193,7 +193,8 @@ async def run_phases(
         Phase.PROMOTE,
         f"{stats.manifests_written:,} manifests, {stats.tags_written:,} tags, "
         f"{stats.blobs_streamed:,} blobs streamed ({stats.bytes_streamed / 2**20:,.1f} MiB), "
-        f"{stats.blobs_mounted:,} mounted, {stats.blobs_present:,} already there; "
+        f"{stats.blobs_mounted:,} mounted, {stats.blobs_present:,} already there"
+        f"{_foreign(stats.foreign_layers_skipped)}; "
         f"{len(report.failed):,} failed{_requests(pool.counter.total - before)} "
         f"in {time.monotonic() - start:.1f}s",
     )
@@ -205,3 +206,8 @@ async def run_phases(
 def _requests(count: int) -> str:
     # Local OCI layouts make no requests; say nothing rather than "0 requests".
     return f"; {count:,} registry requests" if count else ""
+
+
+def _foreign(skipped: int) -> str:
+    # Non-distributable layers are referenced, not copied, unless --include-foreign-layers.
+    return f", {skipped:,} foreign layers not copied" if skipped else ""
