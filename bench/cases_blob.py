@@ -4,7 +4,7 @@ Three contenders move the same blob from the source registry into a fresh destin
 round after round in rotating order: `cip run --confirm` of an image whose only layer is that
 blob, `skopeo copy` of the same image, and the raw limit, a `curl` GET piped into a `curl`
 upload (POST for a session, then one PUT with the streamed body: Distribution 2.8.2 ignores a
-single `POST ?digest=`, LAB.md). cip and skopeo also write a small config, a manifest and a tag;
+single `POST ?digest=`). cip and skopeo also write a small config, a manifest and a tag;
 that is their job and a few milliseconds. Each destination is stopped and deleted after its
 round, so disk use stays at one copy per contender.
 """

@@ -1,4 +1,4 @@
-"""skopeo as the benchmark peer, run the way LAB.md says gives it a fair, cold start.
+"""skopeo as the benchmark peer, run so that it gets a fair, cold start.
 
 As root skopeo keeps a blob-info cache under /var/lib/containers whatever HOME is, and that
 cache decides whether it mounts blobs; so it runs as the unprivileged user 65534 with HOME and

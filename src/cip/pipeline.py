@@ -152,9 +152,9 @@ async def run_phases(
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
-    provenance, validate, sign and attest belong to the trust capability (ARCHITECTURE.md
-    roadmap) and pass through until it lands, so the order and the stopping point are already
-    what operators of upstream expect.
+    provenance, validate, sign and attest belong to the trust capability of the roadmap and
+    pass through for now, so the order and the stopping point are already what operators of
+    upstream expect.
     """
     done: list[Phase] = []
 

@@ -1,7 +1,7 @@
 """Lab pieces for logging in: htpasswd files, a token server, certificates.
 
 The registries are real (`docker-registry` 2.8.2 with `auth.htpasswd`, `auth.token` or
-`http.tls`, LAB.md); what this module adds is what a real deployment puts around them: a
+`http.tls`); what this module adds is what a real deployment puts around them: a
 bcrypt htpasswd file (cost 4, paid on every request), a CA with a server certificate for
 127.0.0.1, and a token server issuing RS256 JWTs the registry verifies against the CA-less
 self-signed certificate in its `rootcertbundle` (the cert also travels in the `x5c` header).

@@ -3,7 +3,7 @@
 A promotion job after a merge only needs the digests that merge added, not all 20,000 of the
 corpus. git is asked for a zero-context diff of the manifest files; the added or changed line
 numbers (in today's files) are returned per file, and `cip.plan.selection` maps them to digests.
-This is one of the two places cip starts a subprocess (ARCHITECTURE.md).
+This is one of the two places cip starts a subprocess (the other: credential helpers).
 """
 
 from __future__ import annotations

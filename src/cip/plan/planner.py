@@ -1,7 +1,7 @@
 """The planner: edges plus observed registry facts in, verdicts out, as data.
 
 It is pure (no I/O) so every verdict is testable with literal values. Per (digest, destination)
-it decides, in the seeds' set terms: M ∩ D present, (M ∩ S) \\ D copied, M \\ (S ∪ D) lost;
+it decides, in the promoter's set terms: M ∩ D present, (M ∩ S) \\ D copied, M \\ (S ∪ D) lost;
 plus what upstream gets wrong: a destination tag on another digest is a refused tag move (tags
 never move), and a repository that could not be read fails only the edges touching it.
 """

@@ -100,7 +100,7 @@ BlobSource = bytes | AsyncIterable[bytes]
 class RequestCounter:
     """Requests per (host, method, status); status 0 means no answer (connection failed).
 
-    Counted per attempt, so retries added by later transport layers show up as such.
+    Counted per attempt, so retries made by the transport layers above show up as such.
     """
 
     counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)

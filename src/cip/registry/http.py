@@ -1,9 +1,9 @@
 """The Registry protocol over the OCI Distribution API, on httpx.
 
-One `HttpRegistry` per `host[:port]`: that is the unit that owns a connection pool, TLS settings
-and (later) a token cache and rate limit. The httpx client is built by `create_http_registry`
-from a transport stack (`transport.py`) so retries, auth and rate limits can be layered under
-this code without touching it.
+One `HttpRegistry` per `host[:port]`: that is the unit that owns a connection pool, TLS settings,
+a token cache and a rate limit. The httpx client is built by `connect.create_http_registry`
+from a transport stack (`transport.py`), so retries, auth and rate limits sit under this code
+and it only speaks the Distribution API.
 """
 
 from __future__ import annotations
@@ -379,7 +379,7 @@ class HttpRegistry:
     ) -> None:
         """POST then PUT with the body, or POST, one streamed PATCH, then PUT.
 
-        A single `POST ?digest=` is not honoured by Distribution 2.8.2 (LAB.md), so monolithic
+        A single `POST ?digest=` is not honoured by Distribution 2.8.2 (measured), so monolithic
         uploads always use the two-step form (distribution-spec "POST then PUT").
         """
         ctx = self._ctx(repository, digest)

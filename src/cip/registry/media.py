@@ -31,7 +31,7 @@ IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 
 # Docker Registry 2.8.2 answers 404 for OCI content, and converts a manifest list to one of its
-# children, unless all four types are accepted (LAB.md); the artifact type is for OCI 1.1 peers.
+# children, unless all four types are accepted (measured on 2.8.2); the artifact type is for OCI 1.1 peers.
 ACCEPT_MANIFESTS = ", ".join(
     (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST, "*/*;q=0.1")
 )

@@ -1,6 +1,6 @@
 """Where a registry host really is, and how cip may talk to it.
 
-Network settings (TLS, plain-HTTP permission, proxy, later auth and rate limits) belong to a
+Network settings (TLS, plain-HTTP permission, proxy, auth and rate limits) belong to a
 `host[:port]`, never to a repository path, because that is the unit a registry operator runs and
 a token, a rate limit or a certificate applies to. All environment reading happens in
 `NetworkOptions.from_environment`, so everything below it works on values.

@@ -1,6 +1,6 @@
 """Per-host request rates and concurrency, as a transport layer.
 
-A registry throttles per host, and every method costs it the same CPU (LAB.md: ~2 ms a
+A registry throttles per host, and every method costs it the same CPU (Distribution 2.8.2: ~2 ms a
 request), so the limit covers every request, HEADs included. By default nothing is capped:
 cip goes as fast as the registry answers until it says 429, then that host's rate is cut
 multiplicatively and recovers additively (AIMD, as TCP does) until it is uncapped again. A

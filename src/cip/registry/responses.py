@@ -55,7 +55,7 @@ def error_from(response: httpx.Response, what: str, **context: str | None) -> Re
 
 
 def transport_error(what: str, exc: Exception, ctx: ErrorContext) -> RegistryError:
-    """No answer at all (refused, reset, timed out): worth retrying by a later layer."""
+    """No answer at all (refused, reset, timed out): worth retrying by the retry layer."""
     return RegistryError(f"{what}: {type(exc).__name__}: {exc}", retryable=True, **ctx)
 
 

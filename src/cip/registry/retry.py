@@ -60,7 +60,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def is_replayable(request: httpx.Request) -> bool:
     """The body can be sent again: it was given as bytes (httpx has already read it)."""
     if request.method == "PATCH":
-        # Distribution 2.8.2 appends PATCH bodies and ignores Content-Range (LAB.md): a
+        # Distribution 2.8.2 appends PATCH bodies and ignores Content-Range (measured): a
         # replay after a partial write would corrupt the upload.
         return False
     try:

@@ -1,6 +1,6 @@
 """The stack of httpx transports below a registry client.
 
-Behaviour that applies to every request (counting now; retries, rate limits and auth later) is
+Behaviour that applies to every request (counting, rate limits, retries, auth) is
 a transport layer wrapping the next one, as in go-containerregistry, so the Distribution-API code
 in `http.py` never changes when a layer is added. `TransportWrapper`s are applied innermost
 first on top of the pooled connection transport.
