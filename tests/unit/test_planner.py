@@ -31,7 +31,7 @@ def inventory(
 
 
 def test_present_when_tag_points_at_digest() -> None:
-    result = plan([group(D1, "1.0")], inventory(RepositoryFacts(tags={"1.0": D1}, listed=True)))
+    result = plan([group(D1, "1.0")], inventory(RepositoryFacts(tags={"1.0": D1})))
     [verdict] = result.verdicts
     assert verdict.action is Action.PRESENT
     assert verdict.tags_present == ("1.0",)
@@ -42,9 +42,7 @@ def test_present_when_tag_points_at_digest() -> None:
 def test_copy_when_only_source_has_it() -> None:
     result = plan(
         [group(D1, "1.0", "latest")],
-        inventory(
-            RepositoryFacts(listed=True, digests={D1: False}), RepositoryFacts(digests={D1: True})
-        ),
+        inventory(RepositoryFacts(digests={D1: False}), RepositoryFacts(digests={D1: True})),
     )
     [verdict] = result.verdicts
     assert verdict.action is Action.COPY
@@ -53,7 +51,7 @@ def test_copy_when_only_source_has_it() -> None:
 
 
 def test_add_tag_when_digest_already_there() -> None:
-    dest = RepositoryFacts(tags={"1.0": D1}, listed=True)
+    dest = RepositoryFacts(tags={"1.0": D1})
     result = plan([group(D1, "1.0", "latest")], inventory(dest))
     [verdict] = result.verdicts
     assert verdict.action is Action.ADD_TAG
@@ -65,16 +63,14 @@ def test_add_tag_when_digest_already_there() -> None:
 def test_lost_when_in_neither() -> None:
     result = plan(
         [group(D1, "1.0")],
-        inventory(
-            RepositoryFacts(listed=True, digests={D1: False}), RepositoryFacts(digests={D1: False})
-        ),
+        inventory(RepositoryFacts(digests={D1: False}), RepositoryFacts(digests={D1: False})),
     )
     assert result.verdicts[0].action is Action.LOST
     assert result.has_problems
 
 
 def test_tag_move_refused_but_other_tags_proceed() -> None:
-    dest = RepositoryFacts(tags={"latest": D2}, listed=True, digests={D1: False})
+    dest = RepositoryFacts(tags={"latest": D2}, digests={D1: False})
     result = plan(
         [group(D1, "1.0", "latest")], inventory(dest, RepositoryFacts(digests={D1: True}))
     )
@@ -89,14 +85,14 @@ def test_tag_move_refused_but_other_tags_proceed() -> None:
 def test_failed_destination_fails_only_its_edges() -> None:
     inv = inventory(None, RepositoryFacts(digests={D1: True}))
     inv.repositories[(PROD.name, "app")] = RepositoryFacts(error="HTTP 500 from us.gcr.io")
-    inv.repositories[(PROD.name, "other")] = RepositoryFacts(tags={"1": D3}, listed=True)
+    inv.repositories[(PROD.name, "other")] = RepositoryFacts(tags={"1": D3})
     result = plan([group(D1, "1.0"), group(D3, "1", image="other")], inv)
     assert [v.action for v in result.verdicts] == [Action.FAILED, Action.PRESENT]
     assert result.verdicts[0].error == "HTTP 500 from us.gcr.io"
 
 
 def test_tagless_digest() -> None:
-    dest = RepositoryFacts(listed=True, digests={D1: True})
+    dest = RepositoryFacts(digests={D1: True})
     result = plan([group(D1)], inventory(dest))
     assert result.verdicts[0].action is Action.PRESENT
     assert result.edge_counts() == {Action.PRESENT: 1}

@@ -15,9 +15,8 @@ RepoKey = tuple[str, str]  # (registry name as written in the manifest, image na
 
 @dataclass(slots=True)
 class RepositoryFacts:
-    tags: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unresolved)
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> digest
     digests: dict[str, bool] = field(default_factory=dict)  # digest -> present
-    listed: bool = False  # tags were listed, so an absent tag is known to be absent
     missing: bool = False  # the repository does not exist (yet): nothing is in it
     error: str | None = None
 

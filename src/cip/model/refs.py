@@ -86,31 +86,9 @@ class Registry:
         host, _, path = name.partition("/")
         return cls(name, host, path)
 
-    @property
-    def is_oci_layout(self) -> bool:
-        return self.oci_dir is not None
-
     def repository(self, image: str) -> str:
         """The repository path below the host (or below the oci: folder) for an image."""
         return f"{self.path}/{image}" if self.path else image
 
     def __str__(self) -> str:
         return self.name
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    """`registry/image` with a tag and/or digest: what a user types for crane or skopeo."""
-
-    registry: Registry
-    image: str
-    tag: str | None = None
-    digest: str | None = None
-
-    def __str__(self) -> str:
-        base = f"{self.registry.name}/{self.image}"
-        if self.tag is not None:
-            base += f":{self.tag}"
-        if self.digest is not None:
-            base += f"@{self.digest}"
-        return base

@@ -3,27 +3,16 @@
 An edge is manifest × image × digest × destination × tag; the Kubernetes corpus has 720,478 of
 them. One Python object per edge would cost hundreds of megabytes, so edges are grouped by
 (manifest, image, digest): the group holds the tags once and shares the manifest's destination
-tuple. Counting and iterating single edges stays possible without materialising them.
+tuple. Counting edges stays possible without materialising them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cip.model.manifest import Position, PromoterManifest
 from cip.model.refs import Registry
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """One promotion: `source/image@digest` to `destination/image[:tag]`."""
-
-    image: str
-    digest: str
-    source: Registry
-    destination: Registry
-    tag: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +30,6 @@ class EdgeGroup:
     @property
     def edge_count(self) -> int:
         return max(1, len(self.tags)) * len(self.destinations)
-
-    def edges(self) -> Iterator[Edge]:
-        tags: tuple[str | None, ...] = self.tags or (None,)
-        for destination in self.destinations:
-            for tag in tags:
-                yield Edge(self.image, self.digest, self.source, destination, tag)
 
 
 @dataclass(frozen=True)

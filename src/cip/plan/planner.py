@@ -133,11 +133,8 @@ def _judge(
     moves: list[TagMove] = []
     for tag in group.tags:
         current = facts.tags.get(tag)
-        if tag not in facts.tags:
+        if current is None:
             to_add.append(tag)
-        elif current is None:
-            error = f"tag {tag} is listed but its digest could not be read"
-            return Verdict(index, destination, Action.FAILED, tags_to_add=group.tags, error=error)
         elif current == group.digest:
             present.append(tag)
         else:

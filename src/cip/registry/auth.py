@@ -108,7 +108,6 @@ class Authenticator:
         self._tokens: dict[tuple[str, ...], Token] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._demanded = False  # anonymous access was refused: on-demand credentials apply
-        self.token_fetches = 0
         self._closed = False
 
     def __repr__(self) -> str:
@@ -218,7 +217,6 @@ class Authenticator:
         scopes: tuple[str, ...],
         found: Credential | None,
     ) -> httpx.Response:
-        self.token_fetches += 1
         service = challenge.params.get("service")
         try:
             if found is not None and found.identity_token is not None:

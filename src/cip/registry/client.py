@@ -112,12 +112,6 @@ class RequestCounter:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def by_method(self) -> dict[str, int]:
-        out: Counter[str] = Counter()
-        for (_, method, _), n in self.counts.items():
-            out[method] += n
-        return dict(out)
-
 
 @runtime_checkable
 class Registry(Protocol):

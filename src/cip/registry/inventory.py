@@ -100,7 +100,6 @@ class InventoryReader:
                     raise
                 listing, listed_tags = None, set()  # a repository nobody pushed to yet
                 facts.missing = True
-            facts.listed = True
             if listing is not None and listing.manifests is not None:
                 for entry in listing.manifests.values():
                     facts.digests[entry.digest] = True
