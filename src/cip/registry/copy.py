@@ -22,7 +22,9 @@ from cip.registry.media import Descriptor
 
 T = TypeVar("T")
 SMALL_BLOB = 1024 * 1024  # read once, kept for the fan-out to other destinations
-SOURCE_CONTENT = ("src", "src-blob")  # task kinds holding source bytes, dropped per batch
+# Finished tasks holding manifest or blob bytes, dropped between batches; a later batch that
+# needs one again (a child shared by two indexes) reads or writes it again, idempotently.
+HOLDS_CONTENT = ("src", "src-blob", "manifest")
 UPLOAD_ATTEMPTS = 5  # whole uploads restarted after a retryable failure
 
 
@@ -76,7 +78,7 @@ class ImageCopier:
         """
         self._broadcasts = {k: b for k, b in self._broadcasts.items() if not b.started}
         self._tasks = {
-            k: t for k, t in self._tasks.items() if not t.done() or k[0] not in SOURCE_CONTENT
+            k: t for k, t in self._tasks.items() if not t.done() or k[0] not in HOLDS_CONTENT
         }
 
     async def _once(self, key: tuple[str, int, str, str], work: Callable[[], Awaitable[T]]) -> T:
