@@ -111,6 +111,7 @@ class InventoryReader:
                 for tag, info in zip(to_resolve, heads, strict=True):
                     if info is not None:  # else deleted since the listing: absent
                         facts.tags[tag] = info.digest
+                        facts.digests[info.digest] = True  # a tag on it: present
             if facts.missing:
                 facts.digests.update(dict.fromkeys(wanted.digests, False))
             unknown = sorted(d for d in wanted.digests if facts.has_digest(d) is None)
