@@ -8,10 +8,8 @@ and it only speaks the Distribution API.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
@@ -35,17 +33,9 @@ from cip.registry.client import (
 from cip.registry.media import Descriptor
 from cip.registry.names import HostSettings
 from cip.registry.responses import error_from, next_link, transport_error
+from cip.registry.scheme import SchemeProbe
 
 _OCTET = "application/octet-stream"
-
-
-def _untrusted_certificate(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class HttpRegistry:
@@ -63,9 +53,7 @@ class HttpRegistry:
         self.settings = settings
         self.counter = counter
         self._client = client
-        self._base = base_url
-        self._base_lock = asyncio.Lock()
-        self._base_error: RegistryError | None = None
+        self._scheme = SchemeProbe(settings, client, base_url)
         self._catalog_page_size = catalog_page_size
         self._referrers_api: bool | None = None
         self.authenticator: Authenticator | None = None  # set by create_http_registry
@@ -80,39 +68,7 @@ class HttpRegistry:
     # -- plumbing ---------------------------------------------------------------------------
 
     async def base_url(self) -> str:
-        """`https://endpoint`, or `http://` when plain HTTP is allowed and TLS is not offered.
-
-        Like docker for insecure registries: try HTTPS first, fall back to HTTP only when the
-        TLS connection itself fails (not on an HTTP error status).
-        """
-        if self._base is not None:
-            return self._base
-        async with self._base_lock:
-            if self._base_error is not None:
-                # The probe already failed with its retries spent: every repository of this
-                # host would wait for the same answer again, one after another.
-                raise self._base_error
-            if self._base is None:
-                https = f"https://{self.settings.endpoint}"
-                if not self.settings.allow_http:
-                    self._base = https
-                else:
-                    try:
-                        await self._client.get(f"{https}/v2/")
-                        self._base = https
-                    except RegistryError as error:
-                        self._base_error = error  # unreachable over either scheme
-                        raise
-                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                        if _untrusted_certificate(exc):
-                            # TLS is offered but not trusted: plain HTTP would hide that.
-                            raise RegistryError(
-                                f"TLS certificate of {self.settings.endpoint} is not trusted "
-                                f"({exc}); pass its CA with --ca-file or SSL_CERT_FILE",
-                                registry=self.settings.host,
-                            ) from exc
-                        self._base = f"http://{self.settings.endpoint}"
-            return self._base
+        return await self._scheme.base_url()
 
     def _ctx(self, repository: str | None, digest: str | None = None) -> media.ErrorContext:
         return {"registry": self.settings.host, "image": repository, "digest": digest}

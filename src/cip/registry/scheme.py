@@ -1,0 +1,70 @@
+"""Which scheme reaches a registry host: HTTPS, or plain HTTP where that is allowed.
+
+Like docker for insecure registries: try HTTPS first and fall back to HTTP only when the TLS
+connection itself fails, never on an HTTP error status, and never for a certificate that is
+offered but not trusted (plain HTTP would hide that). Decided once per host and remembered,
+failures included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import httpx
+
+from cip.errors import RegistryError
+from cip.registry.names import HostSettings
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class SchemeProbe:
+    def __init__(
+        self, settings: HostSettings, client: httpx.AsyncClient, base_url: str | None = None
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._base = base_url
+        self._lock = asyncio.Lock()
+        self._error: RegistryError | None = None
+
+    async def base_url(self) -> str:
+        """`https://endpoint`, or `http://` when plain HTTP is allowed and TLS is not offered."""
+        if self._base is not None:
+            return self._base
+        async with self._lock:
+            if self._error is not None:
+                # The probe already failed with its retries spent: every repository of this
+                # host would wait for the same answer again, one after another.
+                raise self._error
+            if self._base is None:
+                self._base = await self._probe()
+            return self._base
+
+    async def _probe(self) -> str:
+        endpoint = self._settings.endpoint
+        https = f"https://{endpoint}"
+        if not self._settings.allow_http:
+            return https
+        try:
+            await self._client.get(f"{https}/v2/")
+            return https
+        except RegistryError as error:
+            self._error = error  # unreachable over either scheme
+            raise
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if _untrusted_certificate(exc):
+                raise RegistryError(
+                    f"TLS certificate of {endpoint} is not trusted ({exc}); "
+                    "pass its CA with --ca-file or SSL_CERT_FILE",
+                    registry=self._settings.host,
+                ) from exc
+            return f"http://{endpoint}"
