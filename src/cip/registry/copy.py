@@ -53,6 +53,22 @@ class CopyStats:
     foreign_layers_skipped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BlobMove:
+    """One blob from a source repository to a destination repository."""
+
+    src: Registry
+    src_repo: str
+    dst: Registry
+    dst_repo: str
+    blob: Descriptor
+
+    @property
+    def host_key(self) -> tuple[int, str]:
+        """The blob on the destination host, whatever the repository."""
+        return (id(self.dst), self.blob.digest)
+
+
 def _key(registry: Registry, repository: str, digest: str) -> tuple[int, str, str]:
     return (id(registry), repository, digest)
 
@@ -143,7 +159,7 @@ class ImageCopier:
             )
             await asyncio.gather(
                 *(
-                    self._copy_blob_once(src, src_repo, dst, dst_repo, blob)
+                    self._copy_blob_once(BlobMove(src, src_repo, dst, dst_repo, blob))
                     for blob in parsed.blobs(include_foreign=self._include_foreign)
                 )
             )
@@ -151,21 +167,20 @@ class ImageCopier:
         self.stats.manifests_written += 1
         return manifest
 
-    async def _copy_blob_once(
-        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, blob: Descriptor
-    ) -> None:
+    async def _copy_blob_once(self, move: BlobMove) -> None:
         await self._once(
-            ("blob", id(dst), dst_repo, blob.digest),
-            lambda: self._copy_blob(src, src_repo, dst, dst_repo, blob),
+            ("blob", id(move.dst), move.dst_repo, move.blob.digest), lambda: self._copy_blob(move)
         )
 
-    async def _copy_blob(
-        self, src: Registry, src_repo: str, dst: Registry, dst_repo: str, blob: Descriptor
-    ) -> None:
-        digest = blob.digest
+    def _arrived(self, move: BlobMove) -> None:
+        """Remember a repository of the destination host that holds the blob, to mount from."""
+        self._blob_homes.setdefault(move.host_key, move.dst_repo)
+
+    async def _copy_blob(self, move: BlobMove) -> None:
+        dst, dst_repo, digest = move.dst, move.dst_repo, move.blob.digest
         session = None
-        home = src_repo if dst is src else self._blob_homes.get((id(dst), digest))
-        uploading = self._uploading.get((id(dst), digest))
+        home = move.src_repo if dst is move.src else self._blob_homes.get(move.host_key)
+        uploading = self._uploading.get(move.host_key)
         if home is None and uploading is not None:
             # Another repository of this host is receiving the blob right now: wait, then
             # mount from it, so the blob crosses the wire once per host (and a host never
@@ -181,48 +196,38 @@ class ImageCopier:
             and await dst.blob_exists(dst_repo, digest)
         ):
             self.stats.blobs_present += 1
-            self._blob_homes.setdefault((id(dst), digest), dst_repo)
+            self._arrived(move)
             return
         if home is not None and home != dst_repo:
             mount = await dst.mount_blob(dst_repo, digest, home)
             if mount.mounted:
                 self.stats.blobs_mounted += 1
-                self._blob_homes.setdefault((id(dst), digest), dst_repo)
+                self._arrived(move)
                 return
             session = mount.session  # declined: continue this upload session instead
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._uploading.setdefault((id(dst), digest), done)
+        self._uploading.setdefault(move.host_key, done)
         try:
-            await self._upload(src, src_repo, dst, dst_repo, blob, session)
+            await self._upload(move, session)
         finally:
-            if self._uploading.get((id(dst), digest)) is done:
-                del self._uploading[(id(dst), digest)]
+            if self._uploading.get(move.host_key) is done:
+                del self._uploading[move.host_key]
             # Waiters mount from here, or upload themselves when this failed (None).
-            done.set_result(self._blob_homes.get((id(dst), digest)))
+            done.set_result(self._blob_homes.get(move.host_key))
 
-    async def _upload(
-        self,
-        src: Registry,
-        src_repo: str,
-        dst: Registry,
-        dst_repo: str,
-        blob: Descriptor,
-        session: UploadSession | None,
-    ) -> None:
-        digest = blob.digest
+    async def _upload(self, move: BlobMove, session: UploadSession | None) -> None:
+        blob = move.blob
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
                 if blob.size <= SMALL_BLOB:
-                    data = await self._small_blob(src, src_repo, digest)
-                    await dst.upload_blob(dst_repo, digest, data, session=session)
+                    data = await self._small_blob(move.src, move.src_repo, blob.digest)
+                    await move.dst.upload_blob(move.dst_repo, blob.digest, data, session=session)
                 else:
-                    await self._upload_large(
-                        src, src_repo, dst, dst_repo, blob, session, shared=attempt == 0
-                    )
+                    await self._upload_large(move, session, shared=attempt == 0)
                 break
             except RegistryError as error:
                 # The answer to the final PUT may be lost after the registry stored the blob.
-                if await dst.blob_exists(dst_repo, digest):
+                if await move.dst.blob_exists(move.dst_repo, blob.digest):
                     break
                 # A streamed body is never replayed by the transport: restart the upload.
                 if not error.retryable or attempt + 1 == UPLOAD_ATTEMPTS:
@@ -230,31 +235,26 @@ class ImageCopier:
                 session = None
         self.stats.blobs_streamed += 1
         self.stats.bytes_streamed += blob.size
-        self._blob_homes.setdefault((id(dst), digest), dst_repo)
+        self._arrived(move)
 
     async def _upload_large(
-        self,
-        src: Registry,
-        src_repo: str,
-        dst: Registry,
-        dst_repo: str,
-        blob: Descriptor,
-        session: UploadSession | None,
-        *,
-        shared: bool,
+        self, move: BlobMove, session: UploadSession | None, *, shared: bool
     ) -> None:
         """Stream from the source, sharing one read with other destinations when possible."""
+        src, src_repo, digest = move.src, move.src_repo, move.blob.digest
         subscriber = None
         if shared:
-            key = _key(src, src_repo, blob.digest)
+            key = _key(src, src_repo, digest)
             broadcast = self._broadcasts.get(key)
             if broadcast is None or broadcast.started:
-                broadcast = Broadcast(lambda: src.stream_blob(src_repo, blob.digest))
+                broadcast = Broadcast(lambda: src.stream_blob(src_repo, digest))
                 self._broadcasts[key] = broadcast
             subscriber = broadcast.subscribe()
         try:
-            stream = subscriber.chunks() if subscriber else src.stream_blob(src_repo, blob.digest)
-            await dst.upload_blob(dst_repo, blob.digest, stream, size=blob.size, session=session)
+            stream = subscriber.chunks() if subscriber else src.stream_blob(src_repo, digest)
+            await move.dst.upload_blob(
+                move.dst_repo, digest, stream, size=move.blob.size, session=session
+            )
         finally:
             if subscriber is not None:
                 subscriber.close()
