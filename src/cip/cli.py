@@ -53,6 +53,10 @@ moves or failed edges; 2 invalid manifests or usage.
 """
 
 
+def _print_snapshot(rows: Snapshot, output: str) -> None:
+    click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
+
+
 def _print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
     for diagnostic in diagnostics:
         click.echo(diagnostic.render(), err=True)
@@ -230,7 +234,7 @@ def run_command(
         rows = asyncio.run(
             _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
         )
-        click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
+        _print_snapshot(rows, output)
         return
 
     validated = load_and_validate(list(manifests), list(thin_dirs))
@@ -238,7 +242,7 @@ def run_command(
 
     if manifest_snapshot_of is not None:
         rows = manifest_based_snapshot(validated.manifests, manifest_snapshot_of)
-        click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
+        _print_snapshot(rows, output)
         return
     if parse_only:
         if output == "json":

@@ -15,6 +15,16 @@ from cip.errors import DigestMismatchError, RegistryError
 from cip.registry.media import ErrorContext
 
 
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is anywhere in the exception's chain (httpx wraps socket and TLS errors)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_retryable_status(status: int) -> bool:
     """408, 429 and 5xx; 501 and 505 say "never", not "not now" (RFC 9110 §15.6.2, §15.6.6)."""
     return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))

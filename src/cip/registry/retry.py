@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpx
 
 from cip.errors import RegistryError
-from cip.registry.responses import is_retryable_status, oci_error
+from cip.registry.responses import caused_by, is_retryable_status, oci_error
 from cip.registry.transport import TransportWrapper
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -32,11 +32,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def is_retryable_error(exc: BaseException) -> bool:
     """No answer at all; a TLS handshake that fails will fail the same way again."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return False
-        cause = cause.__cause__ or cause.__context__
+    if caused_by(exc, ssl.SSLError):
+        return False
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 

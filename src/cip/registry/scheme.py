@@ -15,15 +15,7 @@ import httpx
 
 from cip.errors import RegistryError
 from cip.registry.names import HostSettings
-
-
-def _untrusted_certificate(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+from cip.registry.responses import caused_by
 
 
 class SchemeProbe:
@@ -61,7 +53,7 @@ class SchemeProbe:
             self._error = error  # unreachable over either scheme
             raise
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            if _untrusted_certificate(exc):
+            if caused_by(exc, ssl.SSLCertVerificationError):
                 raise RegistryError(
                     f"TLS certificate of {endpoint} is not trusted ({exc}); "
                     "pass its CA with --ca-file or SSL_CERT_FILE",
