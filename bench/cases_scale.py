@@ -26,7 +26,7 @@ from tests.lab.registry_lab import LabRegistry
 from bench import head_rate
 from bench.lab import Lab, cip_argv, marks_of, request_counts, run_measured, spread, total
 from bench.profile import profile_cip
-from cip.registry import media
+from cip.oci import media
 from cip.registry.connect import open_http_registry
 
 IMAGES_PER_REPOSITORY = 10

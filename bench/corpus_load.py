@@ -48,7 +48,7 @@ def raw_parse(corpus: Path) -> int:
 
 
 def cip_load(corpus: Path) -> int:
-    from cip.pipeline import load_and_validate
+    from cip.promote.pipeline import load_and_validate
 
     return load_and_validate([], [str(corpus)]).summary.edges
 

@@ -21,7 +21,7 @@ import httpx
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry, running_registry
 
-from cip.registry import media
+from cip.oci import media
 from cip.registry.connect import create_http_registry
 
 REPOSITORY = "bench/app"

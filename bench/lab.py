@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from tests.lab.registry_lab import LabRegistry, start_registry
 
-from cip.registry import media
+from cip.oci import media
 
 GNU_TIME = "/usr/bin/time"
 REPO_ROOT = Path(__file__).resolve().parents[1]

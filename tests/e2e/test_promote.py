@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from cip.executor import execute
-from cip.pipeline import load_and_validate, plan_against_registries
+from cip.promote.executor import execute
+from cip.promote.pipeline import load_and_validate, plan_against_registries
 from cip.registry.connect import open_http_registry
 from cip.registry.pool import RegistryPool
 from tests.e2e.conftest import push_images, run_cip, writes

@@ -12,11 +12,11 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from cip.pipeline import load_and_validate, run_phases
+from cip.promote.pipeline import load_and_validate, run_phases
 from cip.registry.connect import open_http_registry
 from cip.registry.pool import RegistryPool
-from cip.registry.ratelimit import RateLimitConfig, RateLimiter
-from cip.registry.retry import RetryPolicy
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.retry import RetryPolicy
 from tests.e2e.conftest import push_images
 from tests.e2e.test_dry_run import manifest
 from tests.lab.fault_proxy import RESET, RESET_AFTER, Fault, FaultProxy, ProxyRequest, slow, status

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cip.registry import media
+from cip.oci import media
 from cip.registry.client import Registry
 
 GENERATOR_CHUNK = 1024 * 1024

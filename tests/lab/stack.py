@@ -15,14 +15,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from cip.registry.auth import Authenticator
-from cip.registry.client import RequestCounter
 from cip.registry.connect import create_http_registry
-from cip.registry.credentials import CredentialStore
 from cip.registry.http import HttpRegistry
-from cip.registry.names import NetworkOptions
-from cip.registry.ratelimit import RateLimiter
-from cip.registry.retry import RetryPolicy
+from cip.transport.auth import Authenticator
+from cip.transport.counting import RequestCounter
+from cip.transport.credentials import CredentialStore
+from cip.transport.ratelimit import RateLimiter
+from cip.transport.retry import RetryPolicy
+from cip.transport.settings import NetworkOptions
 from tests.lab.registry_lab import AccessEntry, LabRegistry
 
 FAST_RETRIES = RetryPolicy(attempts=6, budget_seconds=20.0, base_delay=0.02, max_delay=0.2)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cip.errors import RegistryError
-from cip.registry.auth import Token, request_scopes
-from cip.registry.credentials import (
+from cip.transport.auth import Token, request_scopes
+from cip.transport.credentials import (
     AuthFile,
     Credential,
     CredentialError,
@@ -24,7 +24,7 @@ from cip.registry.credentials import (
     Secret,
     env_variable,
 )
-from cip.registry.names import NetworkOptions
+from cip.transport.settings import NetworkOptions
 from tests.lab import images
 from tests.lab.auth_lab import (
     KeyPair,

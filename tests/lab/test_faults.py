@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cip.errors import RegistryError
-from cip.registry.client import RequestCounter
-from cip.registry.ratelimit import RateLimitConfig, RateLimiter
-from cip.registry.retry import RetryPolicy
+from cip.transport.counting import RequestCounter
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.retry import RetryPolicy
 from tests.lab import images
 from tests.lab.fault_proxy import (
     PASS,

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from cip.registry.credentials import CredentialError, CredentialStore
-from cip.registry.google import ACCESS_TOKEN_USER, GoogleServiceAccount, google_auth_token
+from cip.transport.credentials import CredentialError, CredentialStore
+from cip.transport.google import ACCESS_TOKEN_USER, GoogleServiceAccount, google_auth_token
 from tests.lab.auth_lab import serve
 from tests.lab.stack import authenticated_registry
 

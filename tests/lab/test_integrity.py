@@ -12,10 +12,10 @@ import json
 import pytest
 
 from cip.errors import DigestMismatchError, RegistryError
-from cip.registry import media
+from cip.oci import media
+from cip.oci.media import UnsupportedManifestError
 from cip.registry.connect import open_http_registry
 from cip.registry.layout import open_layout
-from cip.registry.media import UnsupportedManifestError
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry
 from tests.lab.tamper import Answer, flip_last_byte, tampering_proxy

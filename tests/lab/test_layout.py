@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cip.errors import RegistryError
-from cip.registry import media
+from cip.oci import media
 from cip.registry.layout import open_layout
 from tests.lab import images
 

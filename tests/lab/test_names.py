@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from cip.registry.names import NetworkOptions, host_settings, is_loopback
+from cip.transport.settings import NetworkOptions, host_settings, is_loopback
 
 
 def test_docker_hub_names_and_library_prefix() -> None:

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from cip.errors import DigestMismatchError, RegistryError
-from cip.registry import media
+from cip.oci import media
+from cip.oci.media import UnsupportedManifestError
 from cip.registry.client import Registry
-from cip.registry.media import UnsupportedManifestError
 from tests.lab import images
 from tests.lab.conftest import Backend
 

@@ -10,7 +10,7 @@ import pytest
 
 from cip.errors import RegistryError
 from cip.registry.connect import open_http_registry
-from cip.registry.names import NetworkOptions
+from cip.transport.settings import NetworkOptions
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry, self_signed_tls
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from cip.errors import RegistryError
-from cip.registry.fanout import Broadcast, Subscriber
+from cip.promote.fanout import Broadcast, Subscriber
 
 CHUNKS = [bytes([i]) * 1000 for i in range(20)]
 

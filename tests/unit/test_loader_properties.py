@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cip.errors import ManifestError
-from cip.pipeline import load_and_validate
+from cip.promote.pipeline import load_and_validate
 
 DIGEST = "sha256:" + "a" * 64
 scalars = st.one_of(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from cip.progress import RequestProgress
+from cip.report.progress import RequestProgress
 
 
 def test_plain_lines_when_not_a_terminal() -> None:

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cip.errors import UsageError
-from cip.registry.auth import parse_challenge
-from cip.registry.credentials import (
+from cip.transport.auth import parse_challenge
+from cip.transport.credentials import (
     DOCKER_HUB_SERVER,
     AuthFile,
     CredentialError,
@@ -24,9 +24,9 @@ from cip.registry.credentials import (
     canonical_host,
     env_variable,
 )
-from cip.registry.ratelimit import HostLimit, RateLimitConfig
-from cip.registry.responses import is_retryable_status
-from cip.registry.retry import RetryPolicy, parse_retry_after
+from cip.transport.ratelimit import HostLimit, RateLimitConfig
+from cip.transport.responses import is_retryable_status
+from cip.transport.retry import RetryPolicy, parse_retry_after
 
 
 def test_retry_after_seconds_and_http_date() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from cip.errors import PlanError
 from cip.manifests import git_diff
-from cip.pipeline import Selection, load_and_validate, select
 from cip.plan.selection import select_changed, select_images
+from cip.promote.pipeline import Selection, load_and_validate, select
 from tests.unit.conftest import D1, D2, D3
 
 IMAGES = (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cip.errors import ManifestError
-from cip.pipeline import load_and_validate
+from cip.promote.pipeline import load_and_validate
 from tests.unit.conftest import D1, D2, D3, REGISTRIES, write
 
 IMAGES = f'- name: foo\n  dmap:\n    "{D1}": ["1.0"]\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cip.errors import ManifestError
-from cip.pipeline import ValidatedManifests, load_and_validate
+from cip.promote.pipeline import ValidatedManifests, load_and_validate
 from tests.unit.conftest import D1, D2, REGISTRIES, write
 
 

@@ -16,12 +16,11 @@ Contracts shared by all implementations:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from cip.registry.media import Descriptor, ParsedManifest, parse_manifest, referrers_tag
+from cip.oci.media import Descriptor, ParsedManifest, parse_manifest, referrers_tag
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
@@ -94,23 +93,6 @@ class MountResult:
 
 
 BlobSource = bytes | AsyncIterable[bytes]
-
-
-@dataclass(slots=True)
-class RequestCounter:
-    """Requests per (host, method, status); status 0 means no answer (connection failed).
-
-    Counted per attempt, so retries made by the transport layers above show up as such.
-    """
-
-    counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-
-    def add(self, host: str, method: str, status: int) -> None:
-        self.counts[(host, method, status)] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 @runtime_checkable

@@ -2,7 +2,7 @@
 
 One `HttpRegistry` per `host[:port]`: that is the unit that owns a connection pool, TLS settings,
 a token cache and a rate limit. The httpx client is built by `connect.create_http_registry`
-from a transport stack (`transport.py`), so retries, auth and rate limits sit under this code
+from the transport stack (`cip.transport`), so retries, auth and rate limits sit under this code
 and it only speaks the Distribution API.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from cip.errors import DigestMismatchError, RegistryError
-from cip.registry import media
-from cip.registry.auth import Authenticator
+from cip.oci import media
+from cip.oci.media import Descriptor
 from cip.registry.client import (
     DEFAULT_CHUNK_SIZE,
     BlobSource,
@@ -25,15 +25,15 @@ from cip.registry.client import (
     Manifest,
     ManifestInfo,
     MountResult,
-    RequestCounter,
     TagList,
     UploadSession,
     referrers_from_tag,
 )
-from cip.registry.media import Descriptor
-from cip.registry.names import HostSettings
-from cip.registry.responses import error_from, next_link, transport_error
-from cip.registry.scheme import SchemeProbe
+from cip.transport.auth import Authenticator
+from cip.transport.counting import RequestCounter
+from cip.transport.responses import error_from, next_link, transport_error
+from cip.transport.scheme import SchemeProbe
+from cip.transport.settings import HostSettings
 
 _OCTET = "application/octet-stream"
 

@@ -24,7 +24,8 @@ from typing import Any, BinaryIO
 
 from cip.errors import DigestMismatchError, RegistryError
 from cip.model.refs import is_repository_path, is_tag
-from cip.registry import media
+from cip.oci import media
+from cip.oci.media import Descriptor
 from cip.registry.client import (
     DEFAULT_CHUNK_SIZE,
     BlobSource,
@@ -35,7 +36,6 @@ from cip.registry.client import (
     UploadSession,
     referrers_from_tag,
 )
-from cip.registry.media import Descriptor
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from cip.model.refs import Registry as RegistryName
-from cip.registry.client import Registry, RequestCounter
+from cip.registry.client import Registry
 from cip.registry.connect import create_http_registry
-from cip.registry.credentials import CredentialStore
 from cip.registry.layout import open_layout
-from cip.registry.names import NetworkOptions
-from cip.registry.ratelimit import RateLimiter
-from cip.registry.retry import RetryPolicy
-from cip.registry.transport import TransportWrapper
+from cip.transport.counting import RequestCounter
+from cip.transport.credentials import CredentialStore
+from cip.transport.ratelimit import RateLimiter
+from cip.transport.retry import RetryPolicy
+from cip.transport.settings import NetworkOptions
+from cip.transport.stack import TransportWrapper
 
 
 @dataclass

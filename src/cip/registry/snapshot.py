@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from cip.errors import RegistryError
 from cip.model.refs import Registry as RegistryName
+from cip.oci.media import INDEX_TYPES
 from cip.plan.snapshot import Snapshot
 from cip.registry.client import Registry
-from cip.registry.media import INDEX_TYPES
 from cip.registry.pool import RegistryPool
 
 

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import httpx
 
 from cip.errors import UsageError
-from cip.registry.retry import parse_retry_after
-from cip.registry.transport import TransportWrapper
+from cip.transport.retry import parse_retry_after
+from cip.transport.stack import TransportWrapper
 
 Clock = Callable[[], float]
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from cip.registry.credentials import Credential, CredentialError, Secret
+from cip.transport.credentials import Credential, CredentialError, Secret
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 # gcr.io and Artifact Registry take an OAuth2 access token as the password of this user.

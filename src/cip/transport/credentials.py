@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cip.errors import RegistryError
-from cip.registry.names import DOCKER_HUB_NAMES
+from cip.transport.settings import DOCKER_HUB_NAMES
 
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # docker's key for Docker Hub
 HELPER_TIMEOUT = 30.0

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from cip.errors import RegistryError
+from cip.oci.media import Descriptor
+from cip.promote.fanout import Broadcast
 from cip.registry.client import Manifest, Registry, UploadSession
-from cip.registry.fanout import Broadcast
-from cip.registry.media import Descriptor
 
 T = TypeVar("T")
 SMALL_BLOB = 1024 * 1024  # read once, kept for the fan-out to other destinations

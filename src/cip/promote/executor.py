@@ -15,8 +15,8 @@ from itertools import groupby
 
 from cip.errors import CipError, RegistryError
 from cip.plan.planner import Action, Plan, TagMove, Verdict
+from cip.promote.copy import CopyStats, ImageCopier, TagMoveRefused
 from cip.registry.client import Registry
-from cip.registry.copy import CopyStats, ImageCopier, TagMoveRefused
 from cip.registry.pool import RegistryPool
 
 ProgressCallback = Callable[[int], None]

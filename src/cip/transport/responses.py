@@ -12,7 +12,7 @@ import json
 import httpx
 
 from cip.errors import DigestMismatchError, RegistryError
-from cip.registry.media import ErrorContext
+from cip.oci.media import ErrorContext
 
 
 def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

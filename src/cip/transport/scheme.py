@@ -14,8 +14,8 @@ import ssl
 import httpx
 
 from cip.errors import RegistryError
-from cip.registry.names import HostSettings
-from cip.registry.responses import caused_by
+from cip.transport.responses import caused_by
+from cip.transport.settings import HostSettings
 
 
 class SchemeProbe:

@@ -1,38 +1,33 @@
-"""The `cip` command: flags in, pipeline called, results rendered, exit code out.
+"""`cip run`: validate, plan and promote what the manifests list; or print a snapshot.
 
-Flag names follow upstream's `cip`/`kpromo cip` so existing jobs can switch by changing the
-binary. Every CipError is caught here, once, and printed as `path:line:column: message` lines
-without a traceback. Exit codes: 0 ok (warnings included), 1 failed edges or checks,
-2 bad input or usage.
+The command only wires flags to the pipeline in `promote/` and the renderers in `report/`;
+everything it decides is data returned by those layers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 import click
 
-from cip import __version__
-from cip.errors import CipError, Diagnostic, ExitCode, UsageError
+from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.options import manifest_options, network_options, output_option, selection_options
+from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
-from cip.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.plan.edges import EdgeGroup
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
-from cip.progress import RequestProgress
-from cip.registry.credentials import CredentialStore
-from cip.registry.google import GoogleServiceAccount
-from cip.registry.names import NetworkOptions
+from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.registry.pool import RegistryPool
-from cip.registry.ratelimit import RateLimitConfig, RateLimiter
 from cip.registry.snapshot import registry_snapshot
-from cip.report import parse_summary_json, parse_summary_text, plan_json, plan_text
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from cip.report.document import parse_summary_json, plan_json
+from cip.report.progress import RequestProgress
+from cip.report.text import parse_summary_text, plan_text
+from cip.transport.credentials import CredentialStore
+from cip.transport.google import GoogleServiceAccount
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.settings import NetworkOptions
 
 RUN_OUTPUTS = ("text", "json")
 SNAPSHOT_OUTPUTS = ("yaml", "csv")
@@ -57,53 +52,8 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
 
 
-def _print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
-    for diagnostic in diagnostics:
-        click.echo(diagnostic.render(), err=True)
-
-
-def _handle_cip_errors(func: Callable[P, R]) -> Callable[P, R]:
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except CipError as error:
-            click.echo(error.render(), err=True)
-            sys.exit(int(error.exit_code))
-        except OSError as error:
-            # A file or folder named on the command line or in a manifest (an oci: layout, a
-            # CA bundle) that cannot be used: the user's to fix, so a message, not a traceback.
-            where = f"{error.filename}: " if error.filename else ""
-            click.echo(f"{where}error: {error.strerror or error}", err=True)
-            sys.exit(int(ExitCode.BAD_INPUT))
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cip", message="%(prog)s %(version)s")
-def cli() -> None:
-    """cip, the Container Image Promoter: copies reviewed images from staging to production
-    registries, digest for digest, never moving a tag."""
-
-
-@cli.command("run", help=RUN_HELP)
-@click.option(
-    "--manifest",
-    "manifests",
-    multiple=True,
-    metavar="FILE",
-    help="A plain promoter manifest (registries + images). Repeatable.",
-)
-@click.option(
-    "--thin-manifest-dir",
-    "thin_dirs",
-    multiple=True,
-    metavar="DIR",
-    help="A folder with manifests/<p>/promoter-manifest.yaml and images/<p>/images.yaml. "
-    "Repeatable.",
-)
+@click.command("run", help=RUN_HELP)
+@manifest_options
 @click.option("--parse-only", is_flag=True, help="Load and validate manifests, then stop.")
 @click.option("--confirm", is_flag=True, help="Write to the destination registries.")
 @click.option("--snapshot", metavar="REG[/PATH]", help="Print what a registry holds.")
@@ -119,68 +69,15 @@ def cli() -> None:
     metavar="REG[/PATH]",
     help="Print what the manifests would put into REG (offline).",
 )
-@click.option(
-    "--output",
-    metavar="FORMAT",
-    help="text|json for runs (default text); yaml|csv for snapshots (default yaml).",
-)
-@click.option(
-    "--diff-base",
-    metavar="REF",
-    help="Plan only digests on manifest lines added or changed since git REF.",
-)
-@click.option(
-    "--manifest-diff-since",
-    metavar="WHEN",
-    help="Like --diff-base, from the last commit before a git date (e.g. '14 days ago').",
-)
-@click.option(
-    "--use-prow-manifest-diff",
-    is_flag=True,
-    help="Like --diff-base, with the base a Prow job implies (JOB_TYPE, PULL_BASE_SHA).",
-)
-@click.option(
-    "--image", "images", multiple=True, metavar="NAME", help="Only this image. Repeatable."
-)
-@click.option(
-    "--insecure-registry",
-    "insecure",
-    multiple=True,
-    metavar="HOST[:PORT]",
-    help="Allow plain HTTP to this host (loopback hosts always may). Repeatable.",
-)
-@click.option(
-    "--ca-file",
-    metavar="FILE",
-    type=click.Path(exists=True, dir_okay=False, readable=True),
-    help="Also trust this CA bundle (PEM) for TLS.",
-)
-@click.option(
-    "--concurrency",
-    default=32,
-    show_default=True,
-    type=click.IntRange(1, 1024),
-    help="Registry requests in flight at once.",
-)
-@click.option(
-    "--rate-limit",
-    "rate_limits",
-    multiple=True,
-    metavar="[HOST=]N",
-    help="Cap requests per second, for all hosts or one. Default: adaptive (cut on 429).",
-)
-@click.option(
-    "--host-concurrency",
-    multiple=True,
-    metavar="[HOST=]N",
-    help="Cap requests in flight per host, for all hosts or one.",
-)
+@output_option("text|json for runs (default text); yaml|csv for snapshots (default yaml).")
+@selection_options
+@network_options
 @click.option(
     "--include-foreign-layers",
     is_flag=True,
     help="Also copy non-distributable (foreign) layers; by default they are reported only.",
 )
-@_handle_cip_errors
+@handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
     thin_dirs: tuple[str, ...],
@@ -238,7 +135,7 @@ def run_command(
         return
 
     validated = load_and_validate(list(manifests), list(thin_dirs))
-    _print_diagnostics(validated.warnings)
+    print_diagnostics(validated.warnings)
 
     if manifest_snapshot_of is not None:
         rows = manifest_based_snapshot(validated.manifests, manifest_snapshot_of)
@@ -320,16 +217,3 @@ async def _registry_snapshot(
         return await registry_snapshot(
             pool, registry, minimal=minimal, only_tag=only_tag, concurrency=concurrency
         )
-
-
-def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    sys.exit(int(ExitCode.OK))
-
-
-if __name__ == "__main__":
-    main()

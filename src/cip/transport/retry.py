@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import httpx
 
 from cip.errors import RegistryError
-from cip.registry.responses import caused_by, is_retryable_status, oci_error
-from cip.registry.transport import TransportWrapper
+from cip.transport.responses import caused_by, is_retryable_status, oci_error
+from cip.transport.stack import TransportWrapper
 
 Sleep = Callable[[float], Awaitable[None]]
 

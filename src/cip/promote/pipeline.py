@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from cip.errors import Diagnostic, ManifestError
-from cip.executor import Report, execute
 from cip.manifests import git_diff
 from cip.manifests.load import load_all
 from cip.model.manifest import PromoterManifest
@@ -24,7 +23,8 @@ from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
 from cip.plan.planner import Plan, plan
 from cip.plan.selection import select_changed, select_images
-from cip.registry.inventory import InventoryReader, ProgressCallback
+from cip.promote.executor import Report, execute
+from cip.promote.inventory import InventoryReader, ProgressCallback
 from cip.registry.pool import RegistryPool
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import httpx
 
 from cip.errors import RegistryError
-from cip.registry.credentials import Credential, CredentialError, CredentialStore, Secret
-from cip.registry.transport import TransportWrapper
+from cip.transport.credentials import Credential, CredentialError, CredentialStore, Secret
+from cip.transport.stack import TransportWrapper
 
 DEFAULT_TOKEN_SECONDS = 60  # distribution token spec: expires_in defaults to 60 s
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from cip.registry.client import RequestCounter
-from cip.registry.names import HostSettings
+from cip.transport.counting import RequestCounter
+from cip.transport.settings import HostSettings
 
 TransportWrapper = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 

@@ -1,0 +1,124 @@
+"""Option groups shared by commands, defined once so every command spells a flag the same way.
+
+Each group is a decorator adding its options; the command receives them as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def manifest_options(func: F) -> F:
+    """Where manifests come from: --manifest and --thin-manifest-dir, both repeatable."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--manifest",
+                "manifests",
+                multiple=True,
+                metavar="FILE",
+                help="A plain promoter manifest (registries + images). Repeatable.",
+            ),
+            click.option(
+                "--thin-manifest-dir",
+                "thin_dirs",
+                multiple=True,
+                metavar="DIR",
+                help="A folder with manifests/<p>/promoter-manifest.yaml and "
+                "images/<p>/images.yaml. Repeatable.",
+            ),
+        ],
+    )
+
+
+def selection_options(func: F) -> F:
+    """Which part of the manifests a command looks at: a git diff, and image names."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--diff-base",
+                metavar="REF",
+                help="Plan only digests on manifest lines added or changed since git REF.",
+            ),
+            click.option(
+                "--manifest-diff-since",
+                metavar="WHEN",
+                help="Like --diff-base, from the last commit before a git date "
+                "(e.g. '14 days ago').",
+            ),
+            click.option(
+                "--use-prow-manifest-diff",
+                is_flag=True,
+                help="Like --diff-base, with the base a Prow job implies "
+                "(JOB_TYPE, PULL_BASE_SHA).",
+            ),
+            click.option(
+                "--image",
+                "images",
+                multiple=True,
+                metavar="NAME",
+                help="Only this image. Repeatable.",
+            ),
+        ],
+    )
+
+
+def network_options(func: F) -> F:
+    """How registries are reached: TLS, plain HTTP, concurrency and rate limits."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--insecure-registry",
+                "insecure",
+                multiple=True,
+                metavar="HOST[:PORT]",
+                help="Allow plain HTTP to this host (loopback hosts always may). Repeatable.",
+            ),
+            click.option(
+                "--ca-file",
+                metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False, readable=True),
+                help="Also trust this CA bundle (PEM) for TLS.",
+            ),
+            click.option(
+                "--concurrency",
+                default=32,
+                show_default=True,
+                type=click.IntRange(1, 1024),
+                help="Registry requests in flight at once.",
+            ),
+            click.option(
+                "--rate-limit",
+                "rate_limits",
+                multiple=True,
+                metavar="[HOST=]N",
+                help="Cap requests per second, for all hosts or one. "
+                "Default: adaptive (cut on 429).",
+            ),
+            click.option(
+                "--host-concurrency",
+                multiple=True,
+                metavar="[HOST=]N",
+                help="Cap requests in flight per host, for all hosts or one.",
+            ),
+        ],
+    )
+
+
+def output_option(help_text: str) -> Callable[[F], F]:
+    """--output FORMAT; each command checks the formats it renders."""
+    return click.option("--output", metavar="FORMAT", help=help_text)

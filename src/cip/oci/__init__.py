@@ -1,0 +1,1 @@
+"""Pure OCI and Docker formats: media types, descriptors, manifest parsing, digests. No I/O."""

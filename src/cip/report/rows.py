@@ -1,0 +1,36 @@
+"""A plan regrouped the way people read it: one row per image digest, its verdicts by action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cip.plan.planner import Action, Plan, Verdict
+
+ORDER = (Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED)
+
+
+@dataclass
+class DigestRow:
+    """Everything a plan does with one image digest, over all manifests and destinations."""
+
+    image: str
+    digest: str
+    tags: set[str] = field(default_factory=set)
+    where: str = ""
+    by_action: dict[Action, list[Verdict]] = field(default_factory=dict)
+
+
+def digest_rows(plan: Plan) -> list[DigestRow]:
+    rows: dict[tuple[str, str], DigestRow] = {}
+    for verdict in plan.verdicts:
+        group = plan.groups[verdict.group]
+        row = rows.get((group.image, group.digest))
+        if row is None:
+            row = rows[(group.image, group.digest)] = DigestRow(
+                group.image, group.digest, where=str(group.position)
+            )
+        row.tags.update(group.tags)
+        row.by_action.setdefault(verdict.action, []).append(verdict)
+        if verdict.tag_moves:
+            row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)
+    return sorted(rows.values(), key=lambda r: (r.image, r.digest))

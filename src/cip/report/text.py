@@ -1,0 +1,84 @@
+"""Text renderings for people: the parse summary and the plan report (problems first)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from cip.model.refs import short_digest
+from cip.plan.edges import EdgeSummary
+from cip.plan.planner import Action, Plan, Verdict
+from cip.report.rows import ORDER, DigestRow, digest_rows
+
+SUMMARY_LABELS = (
+    ("manifests", "Manifests"),
+    ("image_entries", "Image entries"),
+    ("unique_digests", "Unique digests"),
+    ("tag_entries", "Tag entries"),
+    ("destination_registries", "Destination registries"),
+    ("destination_repositories", "Destination repositories"),
+    ("edges", "Promotion edges"),
+)
+
+
+def parse_summary_text(summary: EdgeSummary, warnings: int) -> str:
+    values = asdict(summary)
+    width = max(len(label) for _, label in SUMMARY_LABELS) + 1
+    lines = [f"{label + ':':<{width}} {values[key]:>9,}" for key, label in SUMMARY_LABELS]
+    lines.append(f"{'Warnings:':<{width}} {warnings:>9,}")
+    return "\n".join(lines)
+
+
+def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
+    lines: list[str] = []
+    for row in rows:
+        ref = f"{row.image}@{row.digest}"
+        lost = row.by_action.get(Action.LOST, [])
+        if lost:
+            source = plan.groups[lost[0].group].source.name
+            lines.append(
+                f"  lost      {ref} ({row.where}): in neither {source} nor {_destinations(lost)}"
+            )
+        for verdict in row.by_action.get(Action.TAG_MOVE, []):
+            for move in verdict.tag_moves:
+                lines.append(
+                    f"  tag move  {verdict.destination.name}/{row.image}:{move.tag} is "
+                    f"{move.current}; the manifest wants {row.digest} ({row.where}): refused, "
+                    "tags never move"
+                )
+        for verdict in row.by_action.get(Action.FAILED, []):
+            lines.append(
+                f"  failed    {ref} at {verdict.destination.name}: {verdict.error} ({row.where})"
+            )
+    return lines
+
+
+def _destinations(verdicts: list[Verdict]) -> str:
+    names = sorted({v.destination.name for v in verdicts})
+    return names[0] if len(names) == 1 else f"{len(names)} destinations"
+
+
+def plan_text(plan: Plan, *, dry_run: bool) -> str:
+    rows = digest_rows(plan)
+    out: list[str] = []
+    problems = _problem_lines(plan, rows)
+    if problems:
+        out.append(f"Problems ({len(problems)}):")
+        out.extend(problems)
+        out.append("")
+    if rows:
+        out.append("Images:")
+        width = max(len(r.image) for r in rows)
+        for row in rows:
+            actions = ", ".join(
+                f"{action} {len({v.destination.name for v in row.by_action[action]})}"
+                for action in ORDER
+                if action in row.by_action
+            )
+            tags = ",".join(sorted(row.tags)) or "(no tag)"
+            out.append(f"  {row.image:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
+        out.append("")
+    counts = plan.edge_counts()
+    totals = ", ".join(f"{action} {counts.get(action, 0):,}" for action in ORDER)
+    mode = "dry run: nothing written" if dry_run else "promoted"
+    out.append(f"Edges {sum(counts.values()):,}: {totals} ({mode})")
+    return "\n".join(out)

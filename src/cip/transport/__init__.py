@@ -1,0 +1,1 @@
+"""The HTTP stack below registry clients: sessions, auth, credentials, retry, rate limits."""
