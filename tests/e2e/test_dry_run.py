@@ -77,7 +77,15 @@ def test_dry_run_json_groups_by_image_and_digest(
     [image] = document["images"]
     assert image["image"] == "app"
     assert image["digest"] == app.digest
-    assert image["destinations"] == {"copy": [{"registry": mirror.host, "tags": ["2.0"]}]}
+    assert image["destinations"] == {
+        "copy": [{"registry": mirror.host, "tags": ["2.0"], "tag_moves": [], "error": None}],
+        "add-tag": [],
+        "present": [],
+        "lost": [],
+        "tag-move": [],
+        "failed": [],
+    }
+    assert document["promotion"] is None and document["summary"]["edges"] == 1
     # Requests per host, method and status: the mirror was only read ("GET no answer" is the
     # HTTPS attempt a loopback host gets before plain HTTP).
     reads = {"GET 200", "GET 404", "HEAD 404", "HEAD 200", "GET no answer"}

@@ -80,6 +80,7 @@ def test_promotion_to_three_mirrors_preserves_digests_and_reruns_write_nothing(
     again = run_cip("run", "--manifest", str(path), "--confirm")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "present 36" in again.stdout
+    assert "(nothing promoted)" in again.stdout  # nothing needed writing: no claim of a promotion
     for lab in (staging, *mirrors):
         assert writes(lab, marks[lab.host]) == []
 
@@ -162,7 +163,11 @@ def test_source_serving_wrong_bytes_is_refused_and_other_images_promoted(
     by_image = {i["image"]: i["destinations"] for i in document["images"]}
     [failure] = by_image["bad"]["failed"]
     assert "hashes to" in failure["error"] or "digest" in failure["error"]
-    assert by_image["good"] == {"copy": [{"registry": mirror.host, "tags": ["1"]}]}
+    good = {"registry": mirror.host, "tags": ["1"], "tag_moves": [], "error": None}
+    assert {action: entries for action, entries in by_image["good"].items() if entries} == {
+        "copy": [good]
+    }
+    assert document["promotion"] == "partially promoted"
     written = writes(mirror, mark)
     assert not [w for w in written if w.startswith("PUT /v2/bad/manifests/")]
     assert "PUT /v2/good/manifests/1" in written
@@ -187,7 +192,9 @@ def test_wrong_bytes_in_a_shared_large_blob_fail_every_mirror_without_hanging(
         )
         done = run_cip("run", "--manifest", str(path), "--confirm", "--output", "json")
     assert done.returncode == 1, done.stderr
-    failed = json.loads(done.stdout)["images"][0]["destinations"]["failed"]
+    document = json.loads(done.stdout)
+    assert document["promotion"] == "nothing promoted"  # every write failed
+    failed = document["images"][0]["destinations"]["failed"]
     assert sorted(f["registry"] for f in failed) == sorted([mirror_a.host, mirror_b.host])
     for mirror in (mirror_a, mirror_b):
         assert not [w for w in writes(mirror, 0) if "/manifests/" in w]

@@ -66,10 +66,11 @@ def test_parse_only_json(tmp_path: Path) -> None:
     done = cip("run", "--manifest", str(manifest), "--parse-only", "--output", "json")
     assert done.returncode == 0
     document = json.loads(done.stdout)
-    assert document["edges"] == 1
-    assert document["destination_repositories"] == 2
-    assert document["warnings"] == 1
-    assert document["diagnostics"][0]["line"] == 9
+    assert document["summary"]["edges"] == 1
+    assert document["summary"]["destination_repositories"] == 2
+    [warning] = document["warnings"]
+    assert (warning["file"], warning["line"], warning["severity"]) == (str(manifest), 9, "warning")
+    assert document["errors"] == [] and document["images"] == []
     assert "null dmap" in done.stderr
 
 

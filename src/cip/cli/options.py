@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from cip.cli.handling import remember_output
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -96,6 +98,8 @@ def network_options(func: F) -> F:
             ),
             click.option(
                 "--concurrency",
+                "--threads",  # kpromo's legacy name for the same setting
+                "concurrency",
                 default=32,
                 show_default=True,
                 type=click.IntRange(1, 1024),
@@ -120,5 +124,10 @@ def network_options(func: F) -> F:
 
 
 def output_option(help_text: str) -> Callable[[F], F]:
-    """--output FORMAT; each command checks the formats it renders."""
-    return click.option("--output", metavar="FORMAT", help=help_text)
+    """--output FORMAT; each command checks the formats it renders.
+
+    Eager, so that an error in any other flag already knows whether to answer in JSON.
+    """
+    return click.option(
+        "--output", metavar="FORMAT", help=help_text, is_eager=True, callback=remember_output
+    )

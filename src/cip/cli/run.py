@@ -7,11 +7,14 @@ everything it decides is data returned by those layers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
+from cip.cli.logs import log_level_option
 from cip.cli.options import manifest_options, network_options, output_option, selection_options
 from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
@@ -29,6 +32,8 @@ from cip.transport.google import GoogleServiceAccount
 from cip.transport.ratelimit import RateLimitConfig, RateLimiter
 from cip.transport.settings import NetworkOptions
 
+log = logging.getLogger(__name__)
+
 RUN_OUTPUTS = ("text", "json")
 SNAPSHOT_OUTPUTS = ("yaml", "csv")
 
@@ -43,8 +48,14 @@ Examples:
   cip run --snapshot=gcr.io/k8s-staging-foo --minimal-snapshot
 
 \b
+Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
+--concurrency, as kpromo cip reads them. kpromo flags whose capability has not
+arrived (--sign, --signer-account, --certificate-*, --max-signature-*,
+--vuln-severity-threshold, --max-image-size) are refused, never ignored.
+
+\b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
-moves or failed edges; 2 invalid manifests or usage.
+moves or failed edges; 2 invalid manifests or usage; 130/143 interrupted.
 """
 
 
@@ -52,7 +63,7 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
 
 
-@click.command("run", help=RUN_HELP)
+@click.command("run", cls=KpromoCommand, help=RUN_HELP)
 @manifest_options
 @click.option("--parse-only", is_flag=True, help="Load and validate manifests, then stop.")
 @click.option("--confirm", is_flag=True, help="Write to the destination registries.")
@@ -77,6 +88,8 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     is_flag=True,
     help="Also copy non-distributable (foreign) layers; by default they are reported only.",
 )
+@log_level_option
+@not_supported_yet_options
 @handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
@@ -106,6 +119,11 @@ def run_command(
         mode = "snapshots" if snapshot_mode else "runs"
         raise click.UsageError(
             f"--output={output} is not available for {mode}; choose {' or '.join(allowed)}"
+        )
+    if snapshot is not None and (manifests or thin_dirs):
+        raise click.UsageError(
+            "--snapshot reads a registry, not manifests: drop --manifest and --thin-manifest-dir "
+            "(or use --manifest-based-snapshot-of)"
         )
     if snapshot is not None and manifest_snapshot_of is not None:
         raise click.UsageError("--snapshot and --manifest-based-snapshot-of exclude each other")
@@ -149,6 +167,7 @@ def run_command(
         return
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     groups = select(validated, selection)
+    log.debug("selected %d of %d image digests", len(groups), len(validated.groups))
     pool = RegistryPool(
         options=network,
         limiter=RateLimiter(limits),
@@ -156,6 +175,7 @@ def run_command(
     )
     outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
     result = outcome.plan
+    stats = outcome.report.stats if outcome.report is not None else None
     if output == "json":
         click.echo(
             plan_json(
@@ -163,10 +183,12 @@ def run_command(
                 dry_run=not confirm,
                 warnings=validated.warnings,
                 requests=outcome.requests,
+                summary=validated.summary,
+                stats=stats,
             )
         )
     else:
-        click.echo(plan_text(result, dry_run=not confirm))
+        click.echo(plan_text(result, dry_run=not confirm, stats=stats))
     if result.has_problems:
         sys.exit(int(ExitCode.FAILED))
 
@@ -179,7 +201,7 @@ async def _run(
     include_foreign_layers: bool,
 ) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
-        click.echo(f"phase {phase.value}: {summary}", err=True)
+        log.info("phase %s: %s", phase.value, summary)
 
     async with pool:
         outcome = await run_phases(

@@ -1,25 +1,109 @@
-"""JSON renderings for programs: the same facts as the text report, grouped by image and digest."""
+"""JSON for programs: one document per run, whatever the outcome, in one documented shape.
+
+Every document has every key of `schema/cip-output.schema.json` (version `SCHEMA_VERSION`):
+lists are `[]` and unknown values `null` rather than missing, so a consumer never tests for a
+key. Success, problems, invalid manifests, usage errors and interrupts differ only in values
+(`ok`, `exit_code`, `errors`, `interrupted`). A change to the shape updates the schema file and
+bumps `SCHEMA_VERSION`.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from typing import Literal
 
-from cip.errors import Diagnostic
+from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary
-from cip.plan.planner import Action, Plan
-from cip.report.rows import ORDER, digest_rows
+from cip.plan.planner import Action, Plan, Verdict
+from cip.promote.copy import CopyStats
+from cip.report.rows import ORDER, digest_rows, promotion_result
+
+SCHEMA_VERSION = 1
+
+Signal = Literal["SIGINT", "SIGTERM"]
+INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
+
+RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
 
 def diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
-    return {key: value for key, value in asdict(diagnostic).items() if value is not None}
+    """Every field, null when it does not apply: file, line and column point at the cause."""
+    return dict(asdict(diagnostic))
+
+
+def _document(
+    *,
+    exit_code: int,
+    dry_run: bool | None,
+    summary: EdgeSummary | None = None,
+    plan: Plan | None = None,
+    promotion: str | None = None,
+    errors: Iterable[Diagnostic] = (),
+    warnings: Iterable[Diagnostic] = (),
+    requests: RequestTable | None = None,
+    interruption: dict[str, object] | None = None,
+) -> str:
+    counts = plan.edge_counts() if plan is not None else {}
+    document: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "command": "run",
+        "ok": exit_code == ExitCode.OK,
+        "exit_code": exit_code,
+        "interrupted": interruption is not None,
+        "dry_run": dry_run,
+        "promotion": promotion,
+        "summary": asdict(summary) if summary is not None else None,
+        "edges": {str(action): counts.get(action, 0) for action in ORDER},
+        "images": _images(plan) if plan is not None else [],
+        "errors": [diagnostic_json(d) for d in errors],
+        "warnings": [diagnostic_json(d) for d in warnings],
+        "requests": {host: dict(table) for host, table in (requests or {}).items()},
+        "interruption": interruption,
+    }
+    return json.dumps(document, indent=2)
+
+
+def _entry(action: Action, verdict: Verdict) -> dict[str, object]:
+    """One destination of one digest: the tags this verdict applies to, and why it failed."""
+    if action is Action.COPY or action is Action.ADD_TAG:
+        tags = list(verdict.tags_to_add)
+    elif action is Action.PRESENT:
+        tags = list(verdict.tags_present)
+    elif action is Action.TAG_MOVE:
+        tags = [move.tag for move in verdict.tag_moves]
+    else:
+        moved = [move.tag for move in verdict.tag_moves]
+        tags = sorted({*verdict.tags_present, *verdict.tags_to_add, *moved})
+    moves = verdict.tag_moves if action is Action.TAG_MOVE else ()
+    return {
+        "registry": verdict.destination.name,
+        "tags": tags,
+        "tag_moves": [{"tag": m.tag, "current": m.current} for m in moves],
+        "error": verdict.error if action is Action.FAILED else None,
+    }
+
+
+def _images(plan: Plan) -> list[dict[str, object]]:
+    return [
+        {
+            "image": row.image,
+            "digest": row.digest,
+            "tags": sorted(row.tags),
+            "manifest": row.where,
+            "destinations": {
+                str(action): [_entry(action, v) for v in row.by_action.get(action, [])]
+                for action in ORDER
+            },
+        }
+        for row in digest_rows(plan)
+    ]
 
 
 def parse_summary_json(summary: EdgeSummary, warnings: list[Diagnostic]) -> str:
-    document: dict[str, object] = dict(asdict(summary))
-    document["warnings"] = len(warnings)
-    document["diagnostics"] = [diagnostic_json(w) for w in warnings]
-    return json.dumps(document, indent=2)
+    """`--parse-only`: the manifests' numbers and warnings; nothing planned, nothing read."""
+    return _document(exit_code=ExitCode.OK, dry_run=True, summary=summary, warnings=warnings)
 
 
 def plan_json(
@@ -27,42 +111,61 @@ def plan_json(
     *,
     dry_run: bool,
     warnings: list[Diagnostic],
-    requests: dict[str, dict[str, int]] | None = None,
+    requests: RequestTable | None = None,
+    summary: EdgeSummary | None = None,
+    stats: CopyStats | None = None,
 ) -> str:
-    images: list[dict[str, object]] = []
-    for row in digest_rows(plan):
-        destinations: dict[str, object] = {}
-        for action in ORDER:
-            verdicts = row.by_action.get(action, [])
-            if not verdicts:
-                continue
-            entries: list[dict[str, object]] = []
-            for verdict in verdicts:
-                entry: dict[str, object] = {"registry": verdict.destination.name}
-                if action is Action.TAG_MOVE:
-                    entry["tags"] = {m.tag: m.current for m in verdict.tag_moves}
-                elif verdict.tags_to_add and action is not Action.PRESENT:
-                    entry["tags"] = list(verdict.tags_to_add)
-                if verdict.error is not None and action is Action.FAILED:
-                    entry["error"] = verdict.error
-                entries.append(entry)
-            destinations[str(action)] = entries
-        images.append(
-            {
-                "image": row.image,
-                "digest": row.digest,
-                "tags": sorted(row.tags),
-                "manifest": row.where,
-                "destinations": destinations,
-            }
-        )
-    counts = plan.edge_counts()
-    document = {
-        "dry_run": dry_run,
-        "edges": {str(action): counts.get(action, 0) for action in ORDER},
-        "ok": not plan.has_problems,
-        "images": images,
-        "warnings": [diagnostic_json(w) for w in warnings],
-        "requests": requests or {},
-    }
-    return json.dumps(document, indent=2)
+    """A planned (dry run) or executed run; `stats` of the writes when it was executed."""
+    exit_code = ExitCode.FAILED if plan.has_problems else ExitCode.OK
+    return _document(
+        exit_code=exit_code,
+        dry_run=dry_run,
+        summary=summary,
+        plan=plan,
+        promotion=None if dry_run or stats is None else promotion_result(plan, stats),
+        warnings=warnings,
+        requests=requests,
+    )
+
+
+def error_json(
+    diagnostics: Iterable[Diagnostic],
+    *,
+    exit_code: int = ExitCode.BAD_INPUT,
+    dry_run: bool | None = None,
+) -> str:
+    """A run that stopped on bad input (invalid manifests, usage) or an error it cannot pass.
+
+    Errors and warnings are told apart by severity; `dry_run` is null when the flags that set
+    it were never read.
+    """
+    items = list(diagnostics)
+    return _document(
+        exit_code=exit_code,
+        dry_run=dry_run,
+        errors=[d for d in items if d.severity == "error"],
+        warnings=[d for d in items if d.severity == "warning"],
+    )
+
+
+def interrupted_json(
+    signal: Signal,
+    *,
+    edges_done: int | None,
+    edges_not_started: int | None,
+    dry_run: bool | None = None,
+    warnings: Iterable[Diagnostic] = (),
+    requests: RequestTable | None = None,
+) -> str:
+    """A run stopped by SIGINT or SIGTERM; counts are null when the edges were not known yet."""
+    return _document(
+        exit_code=INTERRUPT_EXIT_CODES[signal],
+        dry_run=dry_run,
+        warnings=warnings,
+        requests=requests,
+        interruption={
+            "signal": signal,
+            "edges_done": edges_done,
+            "edges_not_started": edges_not_started,
+        },
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cip.plan.planner import Action, Plan, Verdict
+from cip.promote.copy import CopyStats
 
 ORDER = (Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED)
 
@@ -34,3 +35,15 @@ def digest_rows(plan: Plan) -> list[DigestRow]:
         if verdict.tag_moves:
             row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)
     return sorted(rows.values(), key=lambda r: (r.image, r.digest))
+
+
+def promotion_result(plan: Plan, stats: CopyStats) -> str:
+    """What a run with --confirm did, in words that never claim a promotion that did not happen.
+
+    `promoted` only when something was written and no edge is left with a problem;
+    `partially promoted` when something was written and some edge was not; otherwise (nothing
+    needed writing, or every write failed) `nothing promoted`. `plan` is the executed plan.
+    """
+    if stats.manifests_written == 0 and stats.tags_written == 0:
+        return "nothing promoted"
+    return "partially promoted" if plan.has_problems else "promoted"

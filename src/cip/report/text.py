@@ -7,7 +7,8 @@ from dataclasses import asdict
 from cip.model.refs import short_digest
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, Verdict
-from cip.report.rows import ORDER, DigestRow, digest_rows
+from cip.promote.copy import CopyStats
+from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result
 
 SUMMARY_LABELS = (
     ("manifests", "Manifests"),
@@ -57,7 +58,8 @@ def _destinations(verdicts: list[Verdict]) -> str:
     return names[0] if len(names) == 1 else f"{len(names)} destinations"
 
 
-def plan_text(plan: Plan, *, dry_run: bool) -> str:
+def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> str:
+    """The report of a dry run, or of an executed run with the `stats` of its writes."""
     rows = digest_rows(plan)
     out: list[str] = []
     problems = _problem_lines(plan, rows)
@@ -79,6 +81,7 @@ def plan_text(plan: Plan, *, dry_run: bool) -> str:
         out.append("")
     counts = plan.edge_counts()
     totals = ", ".join(f"{action} {counts.get(action, 0):,}" for action in ORDER)
-    mode = "dry run: nothing written" if dry_run else "promoted"
+    written = None if dry_run or stats is None else promotion_result(plan, stats)
+    mode = written or "dry run: nothing written"
     out.append(f"Edges {sum(counts.values()):,}: {totals} ({mode})")
     return "\n".join(out)

@@ -1,0 +1,148 @@
+"""kpromo's invocation, so `kpromo cip` jobs switch by changing the binary.
+
+Three things differ from click's defaults:
+- `cip --thin-manifest-dir=… --confirm`, with no command, is `cip run` (kpromo's `cip` runs a
+  promotion when called without a subcommand);
+- booleans take Go's `--flag=value` (`--confirm=true`, `--sign=false`), as pflag parses them;
+- kpromo flags whose capability has not arrived yet are refused by name, never accepted and
+  ignored. A capability that arrives removes its name from `NOT_SUPPORTED_YET` and adds the
+  real option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from cip.cli.params import parse_go_bool
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_COMMAND = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFlag:
+    """A kpromo flag cip does not implement yet; `boolean` flags may still be given as false."""
+
+    name: str
+    boolean: bool = False
+
+
+NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
+    # signing and provenance
+    PendingFlag("--sign", boolean=True),
+    PendingFlag("--signer-account"),
+    PendingFlag("--certificate-identity"),
+    PendingFlag("--certificate-identity-regexp"),
+    PendingFlag("--certificate-oidc-issuer"),
+    PendingFlag("--certificate-oidc-issuer-regexp"),
+    PendingFlag("--max-signature-ops"),
+    PendingFlag("--max-signature-copies"),
+    # checks
+    PendingFlag("--vuln-severity-threshold"),
+    PendingFlag("--max-image-size"),
+)
+
+
+def _refuse(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    # A boolean given as false (`--sign=false`) asks for what cip does anyway: accepted.
+    if value not in (None, False):
+        raise click.UsageError(f"{param.opts[0]} is not supported yet", ctx)
+    return value
+
+
+def not_supported_yet_options(func: F) -> F:
+    """Hidden options for every pending kpromo flag, each refusing itself when given."""
+    for flag in NOT_SUPPORTED_YET:
+        func = click.option(
+            flag.name,
+            f"pending_{flag.name.lstrip('-').replace('-', '_')}",
+            is_flag=flag.boolean,
+            default=None,
+            hidden=True,
+            expose_value=False,
+            callback=_refuse,
+        )(func)
+    return func
+
+
+class KpromoCommand(click.Command):
+    """A command whose boolean flags also parse as Go's: `--flag=true|false|1|0|t|f|…`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, go_booleans(self, ctx, args))
+
+
+def go_booleans(command: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+    """`--flag=value` rewritten to what click parses: `--flag` when true, nothing when false.
+
+    The last occurrence of a flag wins, as in pflag. Values of options that take one are
+    skipped, so `--snapshot-tag --confirm=true` keeps its meaning.
+    """
+    flags: set[str] = set()
+    takes_value: set[str] = set()
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option):
+            names = [*param.opts, *param.secondary_opts]
+            (flags if param.is_flag else takes_value).update(names)
+    last: dict[str, int] = {}
+    values: dict[int, bool] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            break
+        name, equals, text = arg.partition("=")
+        if name in flags:
+            if equals:
+                value = parse_go_bool(text)
+                if value is None:
+                    raise click.BadParameter(
+                        f"{text!r} is not a boolean (true, false, 1, 0, t, f)",
+                        ctx,
+                        param_hint=f"'{name}'",
+                    )
+                values[index] = value
+            else:
+                values[index] = True
+            last[name] = index
+        elif arg in takes_value:
+            index += 1  # its value, whatever it looks like
+        index += 1
+    keep = set(last.values())
+    out: list[str] = []
+    for position, arg in enumerate(args):
+        if position not in values:
+            out.append(arg)
+        elif position in keep and values[position]:
+            out.append(arg.partition("=")[0])
+    return out
+
+
+class KpromoGroup(click.Group):
+    """The `cip` group: a first argument that is an option, not a command, means `cip run`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        at = self._first_command_position(ctx, args)
+        if at < len(args) and args[at].startswith("-"):
+            args = [*args[:at], DEFAULT_COMMAND, *args[at:]]
+        return super().parse_args(ctx, args)
+
+    def _first_command_position(self, ctx: click.Context, args: list[str]) -> int:
+        """Where the command name stands: after the group's own options and their values."""
+        own: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in (*param.opts, *param.secondary_opts):
+                    own[name] = not param.is_flag
+        index = 0
+        while index < len(args):
+            name, equals, _ = args[index].partition("=")
+            if name not in own:
+                return index
+            index += 2 if own[name] and not equals else 1
+        return index
