@@ -52,14 +52,16 @@ def asks_for_json(args: tuple[str, ...]) -> bool:
     return wanted == "json"
 
 
-def run_cip(*args: str, cwd: Path | None = REPO) -> subprocess.CompletedProcess[str]:
+def run_cip(
+    *args: str, cwd: Path | None = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "cip.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         check=False,
-        timeout=300,
+        timeout=timeout,
     )
     if asks_for_json(args) and "--help" not in args:
         document = check_json_output(done.stdout)

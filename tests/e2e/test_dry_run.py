@@ -208,4 +208,5 @@ def test_diff_selection_plans_only_changed_digests(
     assert missing.returncode == 2
     assert "git ref 'no-such-ref' not found" in missing.stderr
     only = run_cip("run", "--manifest", str(path), "--image", "nope")
-    assert "Edges 0:" in only.stdout
+    assert only.returncode == 2  # a name no manifest lists is a typo, not an empty selection
+    assert "--image: no image named 'nope'" in only.stderr

@@ -8,12 +8,15 @@ This is one of the two places cip starts a subprocess (the other: credential hel
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 
 from cip.errors import PlanError
+
+log = logging.getLogger(__name__)
 
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _FILE = re.compile(r"^\+\+\+ (?:b/(.*)|/dev/null)$")
@@ -46,11 +49,25 @@ def resolve_ref(root: str, ref: str) -> str:
 
 
 def ref_since(root: str, when: str) -> str:
-    """The last commit before `when` (a git date such as `14 days ago`), as upstream does."""
+    """The base of `--manifest-diff-since=WHEN` (a git date such as `14 days`), as kpromo
+    chooses it: the parent of the oldest commit since `when`, which is the last commit before
+    it; when the window holds the whole history (no commit before it), the oldest commit of
+    the window itself.
+    """
     commit = _git(root, "rev-list", "-1", f"--before={when}", "HEAD").strip()
-    if not commit:
-        raise PlanError(f"no commit before {when!r} in {root} (a shallow clone?)")
-    return commit
+    if commit:
+        log.info("diff base: %s, the last commit before %s", commit[:12], when)
+        return commit
+    window = _git(root, "rev-list", f"--since={when}", "HEAD").split()
+    if not window:
+        raise PlanError(f"no commit in {root} to diff against (an empty repository?)")
+    oldest = window[-1]
+    log.info(
+        "diff base: %s, the oldest commit since %s (the window holds the whole history)",
+        oldest[:12],
+        when,
+    )
+    return oldest
 
 
 def prow_ref(env: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ is judged so that a pull request author sees every problem of every file in one 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 import yaml
@@ -68,7 +69,19 @@ def load_all(plain_files: list[str], thin_dirs: list[str]) -> LoadResult:
 
 def _read(path: str, diags: Diagnostics) -> str | None:
     try:
-        with open(path, encoding="utf-8") as stream:
+        # O_NONBLOCK: opening a FIFO waits for a writer, and reading a device never ends; the
+        # file is checked to be regular before a byte is read, on the descriptor itself.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            kind = _not_regular(os.fstat(descriptor).st_mode)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if kind is not None:
+            os.close(descriptor)
+            diags.file_error(path, f"is {kind}, expected a YAML file")
+            return None
+        with open(descriptor, encoding="utf-8") as stream:
             return stream.read()
     except FileNotFoundError:
         diags.file_error(path, "file not found")
@@ -79,6 +92,21 @@ def _read(path: str, diags: Diagnostics) -> str | None:
     except OSError as exc:
         diags.file_error(path, f"cannot read: {exc.strerror}")
     return None
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a file that is not a regular file is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def _root_mapping(path: str, diags: Diagnostics) -> yaml.MappingNode | None:
@@ -212,7 +240,12 @@ def _inside(directory_real: str, path: str) -> bool:
 def discover_thin(directory: str, diags: Diagnostics) -> list[tuple[str, str]]:
     """(promoter-manifest.yaml, images.yaml) pairs of a thin directory, sorted by subproject."""
     if not os.path.isdir(directory):
-        diags.file_error(directory, "thin manifest directory not found")
+        if os.path.isfile(directory):
+            diags.file_error(directory, "is a file, expected a directory (--thin-manifest-dir)")
+        elif os.path.exists(directory):
+            diags.file_error(directory, "is not a directory (--thin-manifest-dir)")
+        else:
+            diags.file_error(directory, "thin manifest directory not found")
         return []
     root_real = os.path.realpath(directory)
     manifests_dir = os.path.join(directory, "manifests")

@@ -8,6 +8,7 @@ the pull request that introduced them, not to a half-done promotion.
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
-from cip.errors import Diagnostic, ManifestError
+from cip.errors import Diagnostic, ManifestError, UsageError
 from cip.manifests import git_diff
 from cip.manifests.load import load_all
 from cip.model.manifest import PromoterManifest
@@ -78,7 +79,13 @@ class Selection:
 
 
 def select(validated: ValidatedManifests, selection: Selection) -> list[EdgeGroup]:
-    """The edge groups a run works on; a git diff that changed nothing selects nothing."""
+    """The edge groups a run works on; a git diff that changed nothing selects nothing.
+
+    An --image that names no image of the manifests is a usage error (a typo would otherwise
+    select nothing and report success); one the diff left out is not.
+    """
+    if selection.images:
+        _check_image_names(validated, selection.images)
     groups: list[EdgeGroup] = list(validated.groups)
     if selection.by_diff:
         files = sorted(
@@ -99,6 +106,19 @@ def select(validated: ValidatedManifests, selection: Selection) -> list[EdgeGrou
     if selection.images:
         groups = select_images(groups, selection.images)
     return groups
+
+
+def _check_image_names(validated: ValidatedManifests, wanted: tuple[str, ...]) -> None:
+    known = {group.image for group in validated.groups}
+    unknown = [name for name in dict.fromkeys(wanted) if name not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    noun = "image" if len(unknown) == 1 else "images"
+    raise UsageError(f"--image: no {noun} named {', '.join(hints)} in the manifests")
 
 
 async def plan_against_registries(
