@@ -15,6 +15,25 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+def shown(value: str) -> str:
+    """`value` as a message may show it: as is when it is printable ASCII, otherwise in double
+    quotes with every other character escaped (`"v\\u200b1"`).
+
+    Names, tags and digests are ASCII by grammar, so anything else in one is a mistake a reader
+    must be able to see: a zero-width space is invisible and a Cyrillic `а` looks Latin.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    escaped = value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def quoted(value: str) -> str:
+    """`'value'` for a plain value, the escaped double-quoted form of `shown` otherwise."""
+    plain = shown(value)
+    return f"'{plain}'" if plain == value else plain
+
+
 class ExitCode(IntEnum):
     """Exit codes of the `cip` command, documented in the README."""
 
@@ -46,13 +65,13 @@ class Diagnostic:
                     where += f":{self.column}"
             where += ": "
         context = [
-            f"{key}={value}"
+            f"{key}={shown(value)}"
             for key, value in (
                 ("registry", self.registry),
                 ("image", self.image),
                 ("digest", self.digest),
             )
-            if value is not None and not _mentions(self.message, value)
+            if value is not None and not _mentions(self.message, shown(value))
         ]
         suffix = f" ({', '.join(context)})" if context else ""
         return f"{where}{self.severity}: {self.message}{suffix}"

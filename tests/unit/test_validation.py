@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cip.errors import ManifestError
+from cip.errors import ManifestError, shown
 from cip.promote.pipeline import ValidatedManifests, load_and_validate
 from tests.unit.conftest import D1, D2, REGISTRIES, write
 
@@ -105,7 +105,7 @@ def test_digest_forms_refused(tmp_path: Path, digest: str) -> None:
 def test_invalid_tags(tmp_path: Path, tag: str) -> None:
     body = REGISTRIES + f'images:\n- name: foo\n  dmap:\n    "{D1}": ["{tag}"]\n'
     [message] = errors_of([plain(tmp_path, body)])
-    assert f"error: invalid tag: {tag} " in message
+    assert f"error: invalid tag: {shown(tag)} " in message
 
 
 @pytest.mark.parametrize("tag", ["_x", "a" * 128, "v1.0.0-rc.1_b", "9"])

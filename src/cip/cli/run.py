@@ -19,6 +19,7 @@ from cip.cli.options import manifest_options, network_options, output_option, se
 from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
+from cip.model.refs import registry_name_problem
 from cip.plan.edges import EdgeGroup
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
@@ -125,6 +126,10 @@ def run_command(
             "--snapshot reads a registry, not manifests: drop --manifest and --thin-manifest-dir "
             "(or use --manifest-based-snapshot-of)"
         )
+    if manifest_snapshot_of is not None:
+        problem = registry_name_problem(manifest_snapshot_of)
+        if problem is not None:
+            raise UsageError(f"--manifest-based-snapshot-of={manifest_snapshot_of}: {problem}")
     if snapshot is not None and manifest_snapshot_of is not None:
         raise click.UsageError("--snapshot and --manifest-based-snapshot-of exclude each other")
     if (snapshot_tag or minimal_snapshot) and snapshot is None:

@@ -11,6 +11,7 @@ from typing import Final
 
 import yaml
 
+from cip.errors import quoted, shown
 from cip.manifests.yamlnodes import (
     BOOL,
     NULL,
@@ -67,7 +68,7 @@ def parse_registries(
     elif len(sources) > 1 or source_entries > 1:
         names = ", ".join(s.name for s in sources)
         diags.error(position(path, node), f"cannot have more than 1 source registry: {names}")
-    elif len(specs) == 1:
+    elif len(node.value) == 1:  # not when a destination was invalid: one error is enough
         diags.warning(manifest_pos, "no destination registries: nothing will be promoted")
     return specs
 
@@ -87,13 +88,19 @@ def _parse_registry(
     for key, key_node, value in mapping_items(path, node, diags, "a registry"):
         if key == "name":
             if not is_string(value):
-                diags.error(position(path, value), f"registry name must be a string: {value.value}")
+                diags.error(
+                    position(path, value),
+                    f"registry name must be a string: {shown(str(value.value))}",
+                )
                 ok = False
             else:
                 name = str(value.value)
         elif key == "src":
             if value.tag != BOOL:
-                diags.error(position(path, value), f"src must be true or false, not {value.value}")
+                diags.error(
+                    position(path, value),
+                    f"src must be true or false, not {shown(str(value.value))}",
+                )
                 ok = False
             else:
                 src = str(value.value).lower() in ("true", "yes", "on", "y")
@@ -109,7 +116,7 @@ def _parse_registry(
             allowed = ", ".join(REGISTRY_FIELDS)
             diags.error(
                 position(path, key_node),
-                f"unknown field {key!r} in a registry (allowed: {allowed})",
+                f"unknown field {quoted(key)} in a registry (allowed: {allowed})",
             )
             ok = False
     if name is None:
@@ -174,12 +181,13 @@ class ImageCollector:
             if key == "name":
                 if not is_string(value):
                     diags.error(
-                        position(path, value), f"image name must be a string: {value.value}"
+                        position(path, value),
+                        f"image name must be a string: {shown(str(value.value))}",
                     )
                 elif not is_repository_path(str(value.value)):
                     diags.error(
                         position(path, value),
-                        f"invalid image name: {value.value} (lowercase path components "
+                        f"invalid image name: {shown(str(value.value))} (lowercase path components "
                         "[a-z0-9] joined by '.', '_', '__', '-' or '/')",
                     )
                 else:
@@ -191,7 +199,7 @@ class ImageCollector:
                 allowed = ", ".join(IMAGE_FIELDS)
                 diags.error(
                     position(path, key_node),
-                    f"unknown field {key!r} in an image (allowed: {allowed})",
+                    f"unknown field {quoted(key)} in an image (allowed: {allowed})",
                 )
         if name is None:
             if not any(key == "name" for key, _, _ in _keys(node)):
@@ -220,7 +228,7 @@ class ImageCollector:
         for digest, key_node, value in mapping_items(path, node, diags, f"the dmap of {name}"):
             where = position(path, key_node)
             if not is_digest(digest):
-                diags.error(where, f"invalid digest: {digest}", image=name)
+                diags.error(where, f"invalid digest: {shown(digest)}", image=name)
                 continue
             tags = _tags(path, name, digest, value, diags)
             self.tag_entries += len(tags)
@@ -253,7 +261,7 @@ def _tags(path: str, image: str, digest: str, node: yaml.Node, diags: Diagnostic
     tags: list[str] = []
     for item in node.value:
         if not is_string(item):
-            text = scalar_text(item)
+            text = shown(scalar_text(item))
             if isinstance(item, yaml.ScalarNode):
                 message = (
                     f"invalid tag: {text} is {kind_of(item)} in YAML, not a string; "
@@ -265,7 +273,9 @@ def _tags(path: str, image: str, digest: str, node: yaml.Node, diags: Diagnostic
             continue
         tag = str(item.value)
         if not is_tag(tag):
-            diags.error(position(path, item), f"invalid tag: {tag}", image=image, digest=digest)
+            diags.error(
+                position(path, item), f"invalid tag: {shown(tag)}", image=image, digest=digest
+            )
             continue
         tags.append(tag)
     return tags

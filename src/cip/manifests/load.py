@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from cip.errors import Diagnostic
+from cip.errors import Diagnostic, quoted
 from cip.manifests.fields import ImageCollector, parse_registries
 from cip.manifests.yamlnodes import Diagnostics, compose, kind_of, mapping_items, position
 from cip.model.manifest import Position, PromoterManifest, RegistrySpec
@@ -209,7 +209,7 @@ def _unknown(
 ) -> None:
     diags.error(
         position(path, key_node),
-        f"unknown field {key!r} in a manifest (allowed: {', '.join(allowed)})",
+        f"unknown field {quoted(key)} in a manifest (allowed: {', '.join(allowed)})",
     )
 
 

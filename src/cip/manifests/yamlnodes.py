@@ -14,7 +14,7 @@ from typing import Final
 
 import yaml
 
-from cip.errors import Diagnostic
+from cip.errors import Diagnostic, quoted, shown
 from cip.model.manifest import Position
 
 try:
@@ -129,7 +129,7 @@ def mapping_items(
             if key_node.tag == "tag:yaml.org,2002:merge":
                 diags.error(position(path, key_node), f"merge keys (<<) are not allowed in {what}")
             else:
-                text = scalar_text(key_node)
+                text = shown(scalar_text(key_node))
                 diags.error(
                     position(path, key_node),
                     f"key {text} in {what} is {kind_of(key_node)}, expected a string",
@@ -139,7 +139,9 @@ def mapping_items(
         where = position(path, key_node)
         first = seen.get(key)
         if first is not None:
-            diags.error(where, f"duplicate key {key!r} in {what} (first at line {first.line})")
+            diags.error(
+                where, f"duplicate key {quoted(key)} in {what} (first at line {first.line})"
+            )
             continue
         seen[key] = where
         yield key, key_node, value_node

@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from cip.errors import quoted, shown
+
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
@@ -21,6 +23,7 @@ _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])"
 HOST_RE = re.compile(rf"{_HOST}(?::[0-9]+)?")
 MAX_NAME_LENGTH = 255  # distribution/reference: NameTotalLengthMax
 OCI_PREFIX = "oci:"
+SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_digest(value: str) -> bool:
@@ -47,17 +50,28 @@ def registry_name_problem(name: str) -> str | None:
         return "registry name is empty"
     if name.startswith(OCI_PREFIX):
         return None if name[len(OCI_PREFIX) :] else "oci: registry names no directory"
+    scheme = SCHEME_RE.match(name)
+    if scheme is not None:
+        # Registries are named as images are (`gcr.io/x`), never as URLs: the scheme is chosen
+        # per host (TLS, or plain HTTP for loopback and --insecure-registry).
+        rest = name[scheme.end() :]
+        return (
+            f"registry name {shown(name)} has a URL scheme: drop {shown(scheme.group())} "
+            f"and write {shown(rest)}"
+        )
     host, _, path = name.partition("/")
     if HOST_RE.fullmatch(host) is None:
-        return f"invalid registry name: {name} (host {host!r} is not a host[:port])"
+        return f"invalid registry name: {shown(name)} (host {quoted(host)} is not a host[:port])"
     if ":" in host and not host.startswith("["):
         port = int(host.rsplit(":", 1)[1])
         if not 0 < port < 65536:
-            return f"invalid registry name: {name} (port out of range)"
+            return f"invalid registry name: {shown(name)} (port out of range)"
     if path and not is_repository_path(path):
-        return f"invalid registry name: {name} (path {path!r} is not a repository path)"
+        return (
+            f"invalid registry name: {shown(name)} (path {quoted(path)} is not a repository path)"
+        )
     if "/" in name and name.endswith("/"):
-        return f"invalid registry name: {name} (trailing slash)"
+        return f"invalid registry name: {shown(name)} (trailing slash)"
     return None
 
 
