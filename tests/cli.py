@@ -8,8 +8,11 @@ way checks the schema without saying so.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ import jsonschema
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "schema" / "cip-output.schema.json"
+# The capabilities that let root read any file whatever its mode (capabilities(7)).
+FILE_OVERRIDES = "-dac_override,-dac_read_search"
 
 
 @cache
@@ -53,17 +58,40 @@ def asks_for_json(args: tuple[str, ...]) -> bool:
 
 
 def run_cip(
-    *args: str, cwd: Path | None = REPO, timeout: float = 300
+    *args: str,
+    cwd: Path | None = REPO,
+    timeout: float = 300,
+    prefix: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`cip ARGS`; `env`, when given, is the whole environment (nothing inherited)."""
     done = subprocess.run(
-        [sys.executable, "-m", "cip.cli", *args],
+        [*prefix, sys.executable, "-m", "cip.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         check=False,
         timeout=timeout,
+        env=dict(env) if env is not None else None,
     )
     if asks_for_json(args) and "--help" not in args:
         document = check_json_output(done.stdout)
         assert document["exit_code"] == done.returncode, (document["exit_code"], done.stderr)
     return done
+
+
+def run_cip_bound_by_file_modes(
+    *args: str, cwd: Path | None = REPO
+) -> subprocess.CompletedProcess[str]:
+    """`cip` for whom a folder of mode 000 is unreadable, as it is for every ordinary user.
+
+    Tests often run as root, which reads anything; dropping root's file-permission overrides
+    with setpriv (util-linux) keeps the same user (and so the same Python) but makes modes count.
+    """
+    if os.geteuid() != 0:
+        return run_cip(*args, cwd=cwd)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise RuntimeError("setpriv (util-linux) is needed to test unreadable files as root")
+    drop = (setpriv, f"--bounding-set={FILE_OVERRIDES}", f"--inh-caps={FILE_OVERRIDES}")
+    return run_cip(*args, cwd=cwd, prefix=drop)

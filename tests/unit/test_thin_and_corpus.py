@@ -64,19 +64,6 @@ def test_no_manifests_at_all(tmp_path: Path) -> None:
     ]
 
 
-def test_symlink_leaving_the_directory_is_refused(
-    thin: Callable[..., Path], tmp_path: Path
-) -> None:
-    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
-    outside.write_text(IMAGES)
-    root = thin("a", IMAGES)
-    write(root / "manifests" / "b" / "promoter-manifest.yaml", REGISTRIES)
-    (root / "images" / "b").mkdir()
-    (root / "images" / "b" / "images.yaml").symlink_to(outside)
-    messages = diagnostics(root)
-    assert any("manifests/b/promoter-manifest.yaml: error: symlink leaves" in m for m in messages)
-
-
 def test_real_world_quirks_load(thin: Callable[..., Path]) -> None:
     images = (
         "# comment first\r\n"

@@ -1,25 +1,22 @@
 """Plain files and thin directories in, promoter manifests and all their problems out.
 
-Layout of a thin directory (names fixed, as upstream): `manifests/<p>/promoter-manifest.yaml`
-holds the registries, `images/<p>/images.yaml` the images. Everything is read before anything
-is judged so that a pull request author sees every problem of every file in one run.
+Thin directories are walked by `cip.manifests.thin`. Everything is read before anything is
+judged so that a pull request author sees every problem of every file in one run.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 
 import yaml
 
 from cip.errors import Diagnostic, quoted
 from cip.manifests.fields import ImageCollector, parse_registries
+from cip.manifests.thin import MANIFEST_FILE, discover_thin, link_note, not_regular
 from cip.manifests.yamlnodes import Diagnostics, compose, kind_of, mapping_items, position
 from cip.model.manifest import Position, PromoterManifest, RegistrySpec
 
-MANIFEST_FILE = "promoter-manifest.yaml"
-IMAGES_FILE = "images.yaml"
 PLAIN_FIELDS = ("registries", "images")
 THIN_FIELDS = ("registries", "imagesPath")
 
@@ -42,23 +39,25 @@ def load_all(plain_files: list[str], thin_dirs: list[str]) -> LoadResult:
     """Every manifest named by `--manifest` and `--thin-manifest-dir`, in the order given."""
     diags = Diagnostics()
     manifests: list[PromoterManifest] = []
-    seen: set[str] = set()
+    # Keyed by the files' real paths: two subprojects may share one promoter-manifest.yaml
+    # through a symlink and still differ in their images.
+    seen: set[tuple[str, str]] = set()
     for path in plain_files:
         real = os.path.realpath(path)
-        if real in seen:
+        if (real, real) in seen:
             diags.file_warning(path, "manifest given twice; read once")
             continue
-        seen.add(real)
+        seen.add((real, real))
         manifest = load_plain(path, diags)
         if manifest is not None:
             manifests.append(manifest)
     for directory in thin_dirs:
         for manifest_path, images_path in discover_thin(directory, diags):
-            real = os.path.realpath(manifest_path)
-            if real in seen:
+            key = (os.path.realpath(manifest_path), os.path.realpath(images_path))
+            if key in seen:
                 diags.file_warning(manifest_path, "manifest given twice; read once")
                 continue
-            seen.add(real)
+            seen.add(key)
             manifest = load_thin(manifest_path, images_path, diags)
             if manifest is not None:
                 manifests.append(manifest)
@@ -73,40 +72,24 @@ def _read(path: str, diags: Diagnostics) -> str | None:
         # file is checked to be regular before a byte is read, on the descriptor itself.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            kind = _not_regular(os.fstat(descriptor).st_mode)
+            kind = not_regular(os.fstat(descriptor).st_mode)
         except BaseException:
             os.close(descriptor)
             raise
         if kind is not None:
             os.close(descriptor)
-            diags.file_error(path, f"is {kind}, expected a YAML file")
+            diags.file_error(path, f"{link_note(path)}is {kind}, expected a YAML file")
             return None
         with open(descriptor, encoding="utf-8") as stream:
             return stream.read()
     except FileNotFoundError:
-        diags.file_error(path, "file not found")
-    except IsADirectoryError:
-        diags.file_error(path, "is a directory, expected a YAML file")
+        missing = "target not found" if os.path.islink(path) else "file not found"
+        diags.file_error(path, link_note(path) + missing)
     except UnicodeDecodeError as exc:
         diags.file_error(path, f"not UTF-8 text: {exc.reason} at byte {exc.start}")
     except OSError as exc:
-        diags.file_error(path, f"cannot read: {exc.strerror}")
+        diags.file_error(path, f"{link_note(path)}cannot read: {exc.strerror}")
     return None
-
-
-def _not_regular(mode: int) -> str | None:
-    """What a file that is not a regular file is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
 
 
 def _root_mapping(path: str, diags: Diagnostics) -> yaml.MappingNode | None:
@@ -230,68 +213,3 @@ def _check_images_path(
             f"imagesPath is deprecated and only the default location is supported: "
             f"move {node.value} to {images_path}",
         )
-
-
-def _inside(directory_real: str, path: str) -> bool:
-    real = os.path.realpath(path)
-    return real == directory_real or real.startswith(directory_real + os.sep)
-
-
-def discover_thin(directory: str, diags: Diagnostics) -> list[tuple[str, str]]:
-    """(promoter-manifest.yaml, images.yaml) pairs of a thin directory, sorted by subproject."""
-    if not os.path.isdir(directory):
-        if os.path.isfile(directory):
-            diags.file_error(directory, "is a file, expected a directory (--thin-manifest-dir)")
-        elif os.path.exists(directory):
-            diags.file_error(directory, "is not a directory (--thin-manifest-dir)")
-        else:
-            diags.file_error(directory, "thin manifest directory not found")
-        return []
-    root_real = os.path.realpath(directory)
-    manifests_dir = os.path.join(directory, "manifests")
-    images_dir = os.path.join(directory, "images")
-    pairs: list[tuple[str, str]] = []
-    projects: set[str] = set()
-    if os.path.isdir(manifests_dir):
-        for name in sorted(os.listdir(manifests_dir)):
-            sub = os.path.join(manifests_dir, name)
-            if name == MANIFEST_FILE:
-                diags.file_error(sub, f"must be in manifests/<subproject>/{MANIFEST_FILE}")
-                continue
-            if not os.path.isdir(sub):
-                continue  # OWNERS, README.md and other files are not manifests
-            if not _inside(root_real, sub):
-                diags.file_error(sub, f"symlink leaves {directory}: refused")
-                continue
-            _refuse_nested(directory, sub, diags)
-            manifest_path = os.path.join(sub, MANIFEST_FILE)
-            if not os.path.isfile(manifest_path):
-                diags.file_warning(sub, f"skipped: no {MANIFEST_FILE}")
-                continue
-            images_path = os.path.join(images_dir, name, IMAGES_FILE)
-            if not (_inside(root_real, manifest_path) and _inside(root_real, images_path)):
-                diags.file_error(manifest_path, f"symlink leaves {directory}: refused")
-                continue
-            projects.add(name)
-            if not os.path.isfile(images_path):
-                diags.file_error(manifest_path, f"images file is missing: {images_path}")
-                continue
-            pairs.append((manifest_path, images_path))
-    if os.path.isdir(images_dir):
-        for name in sorted(os.listdir(images_dir)):
-            sub = os.path.join(images_dir, name)
-            if os.path.isdir(sub) and name not in projects:
-                diags.file_warning(sub, f"no manifests/{name}/{MANIFEST_FILE}: images not promoted")
-    if not projects:
-        diags.file_error(directory, f"no manifests found (expected manifests/*/{MANIFEST_FILE})")
-    return pairs
-
-
-def _refuse_nested(directory: str, sub: str, diags: Diagnostics) -> None:
-    for current, dirs, files in os.walk(sub):
-        dirs.sort()
-        if current != sub and MANIFEST_FILE in files:
-            diags.file_error(
-                os.path.join(current, MANIFEST_FILE),
-                f"nested manifest: only manifests/<subproject>/{MANIFEST_FILE} is read",
-            )
