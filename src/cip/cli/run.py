@@ -24,10 +24,10 @@ from cip.plan.edges import EdgeGroup
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.registry.pool import RegistryPool
-from cip.registry.snapshot import registry_snapshot
+from cip.registry.snapshot import RegistrySnapshot, registry_snapshot
 from cip.report.document import parse_summary_json, plan_json
 from cip.report.progress import RequestProgress
-from cip.report.text import parse_summary_text, plan_text
+from cip.report.text import parse_summary_text, plan_text, snapshot_notes
 from cip.transport.credentials import CredentialStore
 from cip.transport.google import GoogleServiceAccount
 from cip.transport.ratelimit import RateLimitConfig, RateLimiter
@@ -151,10 +151,12 @@ def run_command(
             limiter=RateLimiter(limits),
             credentials=CredentialStore.from_environment(),
         )
-        rows = asyncio.run(
+        found = asyncio.run(
             _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
         )
-        _print_snapshot(rows, output)
+        for note in snapshot_notes(snapshot, found.names_below, found.tags_only):
+            click.echo(note, err=True)
+        _print_snapshot(found.rows, output)
         return
 
     validated = load_and_validate(list(manifests), list(thin_dirs))
@@ -235,7 +237,7 @@ def credential_store(manifests: list[PromoterManifest]) -> CredentialStore:
 
 async def _registry_snapshot(
     name: str, pool: RegistryPool, minimal: bool, only_tag: str | None, concurrency: int
-) -> Snapshot:
+) -> RegistrySnapshot:
     try:
         registry = RegistryName.parse(name)
     except ValueError as exc:

@@ -85,3 +85,18 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
     mode = written or "dry run: nothing written"
     out.append(f"Edges {sum(counts.values()):,}: {totals} ({mode})")
     return "\n".join(out)
+
+
+def snapshot_notes(registry: str, names_below: str, tags_only: int) -> list[str]:
+    """What a reader of a registry snapshot must know about it, for stderr."""
+    notes: list[str] = []
+    if names_below != registry:
+        notes.append(f"note: {registry} is a repository; image names are relative to {names_below}")
+    if tags_only:
+        noun = "repository" if tags_only == 1 else "repositories"
+        notes.append(
+            f"note: {registry} lists tags, not digests ({tags_only:,} {noun}): a digest with "
+            "no tag that is no child of a listed index cannot be seen and is not in this "
+            "snapshot (only registries with a digest listing, such as Google's, show it)"
+        )
+    return notes
