@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ssl
 
+import certifi
+
 from cip.transport.settings import NetworkOptions, host_settings, is_loopback
 
 
@@ -33,13 +35,14 @@ def test_plain_http_only_for_loopback_and_named_insecure_hosts() -> None:
 
 
 def test_proxy_environment_is_honoured_per_host() -> None:
+    roots = certifi.where()
     env = {
         "HTTPS_PROXY": "http://proxy.corp:3128",
         "NO_PROXY": "internal.corp,.svc",
-        "SSL_CERT_FILE": "/etc/corp-roots.pem",
+        "SSL_CERT_FILE": roots,
     }
     options = NetworkOptions.from_environment(env)
-    assert options.default_ca_file == "/etc/corp-roots.pem"
+    assert options.default_ca_file == roots
     assert host_settings("gcr.io", options).proxies["https"] == "http://proxy.corp:3128"
     assert host_settings("registry.internal.corp", options).proxies["https"] is None
     assert host_settings("mirror.ns.svc:5000", options).proxies["https"] is None

@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from cip.errors import UsageError
 
 DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
@@ -40,6 +43,11 @@ class NetworkOptions:
     ) -> NetworkOptions:
         """Proxy variables (HTTPS_PROXY, NO_PROXY, ...) and SSL_CERT_FILE, as curl reads them."""
         env = dict(os.environ if env is None else env)
+        default_ca_file = env.get("SSL_CERT_FILE") or None
+        for named, path in (("--ca-file", ca_file), ("SSL_CERT_FILE=", default_ca_file)):
+            problem = ca_bundle_problem(path) if path else None
+            if problem is not None:
+                raise UsageError(f"{named}{'' if named.endswith('=') else ' '}{path}: {problem}")
         proxies: dict[str, str] = {}
         for scheme in ("http", "https", "all"):
             value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
@@ -48,10 +56,23 @@ class NetworkOptions:
         return cls(
             insecure_registries=insecure_registries,
             ca_file=ca_file,
-            default_ca_file=env.get("SSL_CERT_FILE") or None,
+            default_ca_file=default_ca_file,
             proxies=proxies,
             no_proxy=env.get("no_proxy") or env.get("NO_PROXY"),
         )
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why `path` is no usable bundle of CA certificates (PEM), or None; checked at start-up so
+    a wrong file is named at once instead of failing the first TLS connection of every edge."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        detail = exc.reason or re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.args[-1]))
+        return f"not a PEM certificate bundle (OpenSSL: {detail})"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
