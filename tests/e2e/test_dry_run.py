@@ -48,9 +48,9 @@ def test_dry_run_verdicts_exit_code_and_zero_writes(
     assert f"lost      gone@{LOST}" in problems
     assert f"tag move  {mirror_b.host}/prod/app:1.0 is {other.digest}" in problems
     assert "refused, tags never move" in problems
-    assert f"app   {app.digest[7:19]}  1.0,latest  copy 1, add-tag 1, tag-move 1" in rest
+    assert f"app   {app.digest[7:19]}  1.0,latest  add-tag 1, tag-move 1" in rest
     assert f"tool  {tool.digest[7:19]}  v1  copy 2" in rest
-    assert "Edges 8: copy 3, add-tag 1, present 1, lost 2, tag-move 1, failed 0" in rest
+    assert "Edges 8: copy 2, add-tag 1, present 1, lost 2, tag-move 2, failed 0" in rest
     assert "(dry run: nothing written)" in rest
     for lab in (staging, mirror_a, mirror_b):
         assert writes(lab, marks[lab.host]) == [], lab.host

@@ -69,17 +69,18 @@ def test_lost_when_in_neither() -> None:
     assert result.has_problems
 
 
-def test_tag_move_refused_but_other_tags_proceed() -> None:
+def test_tag_move_refused_and_nothing_else_of_the_digest_written_there() -> None:
     dest = RepositoryFacts(tags={"latest": D2}, digests={D1: False})
     result = plan(
         [group(D1, "1.0", "latest")], inventory(dest, RepositoryFacts(digests={D1: True}))
     )
     [verdict] = result.verdicts
-    assert verdict.action is Action.COPY
-    assert verdict.tags_to_add == ("1.0",)
+    assert verdict.action is Action.TAG_MOVE
+    assert verdict.tags_to_add == ("1.0",)  # held back
     assert verdict.tag_moves == (TagMove("latest", D2),)
     assert result.has_problems
-    assert result.edge_counts() == {Action.COPY: 1, Action.TAG_MOVE: 1}
+    assert result.writes() == []
+    assert result.edge_counts() == {Action.TAG_MOVE: 2}
 
 
 def test_failed_destination_fails_only_its_edges() -> None:

@@ -4,6 +4,10 @@ It is pure (no I/O) so every verdict is testable with literal values. Per (diges
 it decides, in the promoter's set terms: M ∩ D present, (M ∩ S) \\ D copied, M \\ (S ∪ D) lost;
 plus what upstream gets wrong: a destination tag on another digest is a refused tag move (tags
 never move), and a repository that could not be read fails only the edges touching it.
+
+A refused tag move holds back everything else of that digest for that destination repository:
+copying it without the tag would leave an untagged orphan there that no snapshot can see, and
+its other tags would publish a release the manifest does not fully describe.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ class Verdict:
 
     group: int  # index into Plan.groups
     destination: Registry
-    action: Action  # copy / add-tag / present, or lost / failed for the whole digest
+    # copy / add-tag / present; tag-move (tags_to_add are then held back, nothing is written);
+    # lost or failed for the whole digest
+    action: Action
     tags_present: tuple[str, ...] = ()
     tags_to_add: tuple[str, ...] = ()
     tag_moves: tuple[TagMove, ...] = ()
     error: str | None = None
     fresh: bool = False  # the destination repository did not exist when planned
+    copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
@@ -57,9 +64,12 @@ class Verdict:
             counts[self.action] = max(1, edges)
             return counts
         counts[Action.PRESENT] += len(self.tags_present)
-        counts[self.action if self.action is Action.COPY else Action.ADD_TAG] += len(
-            self.tags_to_add
-        )
+        if self.action is Action.TAG_MOVE:
+            counts[Action.TAG_MOVE] += len(self.tags_to_add)  # held back with the refused tag
+        else:
+            counts[self.action if self.action is Action.COPY else Action.ADD_TAG] += len(
+                self.tags_to_add
+            )
         counts[Action.TAG_MOVE] += len(self.tag_moves)
         if not (self.tags_present or self.tags_to_add or self.tag_moves):
             counts[self.action] += 1  # the tagless edge
@@ -140,15 +150,16 @@ def _judge(
         else:
             moves.append(TagMove(tag, current))
     if facts.has_digest(group.digest) or present:
-        action = Action.ADD_TAG if to_add else Action.PRESENT
+        action = Action.TAG_MOVE if moves else Action.ADD_TAG if to_add else Action.PRESENT
         return Verdict(index, destination, action, tuple(present), tuple(to_add), tuple(moves))
     if src is not None and src.error is not None:
         return Verdict(
             index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=src.error
         )
     if src is not None and src.has_digest(group.digest):
+        action = Action.TAG_MOVE if moves else Action.COPY
         return Verdict(
-            index, destination, Action.COPY, (), tuple(to_add), tuple(moves), fresh=facts.missing
+            index, destination, action, (), tuple(to_add), tuple(moves), fresh=facts.missing
         )
     if src is None or src.has_digest(group.digest) is None:
         error = "source was not read"

@@ -15,7 +15,7 @@ from itertools import groupby
 
 from cip.errors import CipError, RegistryError
 from cip.plan.planner import Action, Plan, TagMove, Verdict
-from cip.promote.copy import CopyStats, ImageCopier, TagMoveRefused
+from cip.promote.copy import CopyStats, ImageCopier
 from cip.registry.client import Registry
 from cip.registry.pool import RegistryPool
 
@@ -29,7 +29,7 @@ class EdgeResult:
     verdict: Verdict
     copied: bool = False
     tags_written: tuple[str, ...] = ()
-    refused: tuple[TagMove, ...] = ()  # tags found on another digest at write time
+    refused: tuple[TagMove, ...] = ()  # tags found on another digest at write time: none written
     error: str | None = None
 
 
@@ -53,15 +53,19 @@ class Report:
                 verdicts.append(verdict)
             elif result.error is not None:
                 verdicts.append(replace(verdict, action=Action.FAILED, error=result.error))
-            else:
+            elif result.refused:
                 refused = {m.tag for m in result.refused}
                 verdicts.append(
                     replace(
                         verdict,
+                        action=Action.TAG_MOVE,
                         tags_to_add=tuple(t for t in verdict.tags_to_add if t not in refused),
                         tag_moves=verdict.tag_moves + result.refused,
+                        copied_untagged=result.copied,
                     )
                 )
+            else:
+                verdicts.append(verdict)
         return Plan(self.plan.groups, verdicts)
 
 
@@ -124,21 +128,27 @@ async def _write(
     else:
         manifest = await copier.source_manifest(dst, dst_repo, group.digest)
         copied = False
-    written: list[str] = []
-    refused: list[TagMove] = []
     # Tags are re-checked right before writing (another run may have written one since the
     # plan): with several tags, one listing says which are still absent, and only tags that
-    # exist now need a HEAD to compare digests.
+    # exist now need a HEAD to compare digests. If one now points at another digest, no tag is
+    # written: the digest is there (it had to be copied first) but no release points at it.
     absent: set[str] = set()
     if len(verdict.tags_to_add) > 1:
         absent = set(verdict.tags_to_add) - await _tags_now(dst, dst_repo)
+    to_write: list[str] = []
+    refused: list[TagMove] = []
     for tag in verdict.tags_to_add:
-        try:
-            if await copier.tag(dst, dst_repo, tag, manifest, known_absent=tag in absent):
-                written.append(tag)
-        except TagMoveRefused as error:
-            refused.append(TagMove(tag, error.current))
-    return EdgeResult(verdict, copied, tuple(written), tuple(refused))
+        current = None if tag in absent else await dst.head_manifest(dst_repo, tag)
+        if current is None:
+            to_write.append(tag)
+        elif current.digest != manifest.digest:
+            refused.append(TagMove(tag, current.digest))
+    if refused:
+        return EdgeResult(verdict, copied, (), tuple(refused))
+    written = [
+        tag for tag in to_write if await copier.tag(dst, dst_repo, tag, manifest, known_absent=True)
+    ]
+    return EdgeResult(verdict, copied, tuple(written))
 
 
 async def _tags_now(dst: Registry, repository: str) -> set[str]:

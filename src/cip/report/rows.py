@@ -32,8 +32,8 @@ def digest_rows(plan: Plan) -> list[DigestRow]:
             )
         row.tags.update(group.tags)
         row.by_action.setdefault(verdict.action, []).append(verdict)
-        if verdict.tag_moves:
-            row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)
+        if verdict.tag_moves and verdict.action is not Action.TAG_MOVE:
+            row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)  # a lost digest's
     return sorted(rows.values(), key=lambda r: (r.image, r.digest))
 
 

@@ -40,17 +40,25 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
                 f"  lost      {ref} ({row.where}): in neither {source} nor {_destinations(lost)}"
             )
         for verdict in row.by_action.get(Action.TAG_MOVE, []):
+            repository = f"{verdict.destination.name}/{row.image}"
             for move in verdict.tag_moves:
                 lines.append(
-                    f"  tag move  {verdict.destination.name}/{row.image}:{move.tag} is "
-                    f"{move.current}; the manifest wants {row.digest} ({row.where}): refused, "
-                    "tags never move"
+                    f"  tag move  {repository}:{move.tag} is {move.current}; the manifest wants "
+                    f"{row.digest} ({row.where}): refused, tags never move; {_held(verdict)}"
                 )
         for verdict in row.by_action.get(Action.FAILED, []):
             lines.append(
                 f"  failed    {ref} at {verdict.destination.name}: {verdict.error} ({row.where})"
             )
     return lines
+
+
+def _held(verdict: Verdict) -> str:
+    """What a refused tag move kept from being written to that repository."""
+    others = f" (held back: {', '.join(verdict.tags_to_add)})" if verdict.tags_to_add else ""
+    if verdict.copied_untagged:
+        return f"the tag appeared while the digest was copied: no tag written{others}"
+    return f"nothing written there for this digest{others}"
 
 
 def _destinations(verdicts: list[Verdict]) -> str:
