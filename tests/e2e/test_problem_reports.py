@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.conftest import push_images, run_cip, writes
-from tests.e2e.test_dry_run import manifest
+from tests.e2e.test_dry_run import LOST, manifest
 from tests.e2e.test_promote import dmap, skopeo_raw
-from tests.lab.images import oci_image
+from tests.lab.images import oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry
 
 
@@ -38,3 +38,48 @@ def test_a_refused_tag_move_writes_nothing_to_that_repository_and_others_proceed
     assert "Edges 4: copy 2, add-tag 0, present 0, lost 0, tag-move 2, failed 0" in done.stdout
     for tag in ("1.0", "latest"):  # the other destination proceeded
         assert skopeo_raw(f"{mirror_a.host}/prod/app:{tag}") == app.manifest
+
+
+def test_a_lost_child_of_a_listed_index_says_so_and_lines_name_repositories(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, mirror = registry_factory(), registry_factory()
+    logger = oci_index(7)
+    amd = logger.children[0]
+    push_images(staging, [("logger", logger, "parent")])
+    path = manifest(
+        tmp_path / "images.yaml",
+        staging.host,
+        [mirror.host, "127.0.0.1:9/prod"],  # port 9 (discard): nothing listens
+        dmap("logger", logger, "parent")  # its digest on line 9
+        + dmap("logger-amd", amd, "child_amd")  # listed under a name of its own: lost
+        + f'- name: gone\n  dmap:\n    "{LOST}": ["1"]\n',
+    )
+    done = run_cip("run", "--manifest", str(path))
+    assert done.returncode == 1, done.stderr
+    problems = done.stdout.split("Images:")[0].splitlines()
+    assert (
+        f"  lost      logger-amd@{amd.digest} ({path}:12:5): in neither "
+        f"{staging.host}/logger-amd nor {mirror.host}/logger-amd; "
+        f"child of logger@sha256:{logger.digest[7:19]}… listed at {path}:9"
+    ) in problems
+    assert (
+        f"  lost      gone@{LOST} ({path}:15:5): in neither {staging.host}/gone nor "
+        f"{mirror.host}/gone"
+    ) in problems
+    assert f"  failed    logger@{logger.digest} at 127.0.0.1:9/prod/logger: " in "\n".join(problems)
+
+
+def test_a_source_that_does_not_answer_fails_its_edges_without_a_traceback(
+    lab_registry: LabRegistry, tmp_path: Path
+) -> None:
+    path = manifest(
+        tmp_path / "m.yaml",
+        "127.0.0.1:9/staging",  # port 9 (discard): nothing listens
+        [lab_registry.host],
+        f'- name: app\n  dmap:\n    "{LOST}": ["1"]\n',
+    )
+    done = run_cip("run", "--manifest", str(path))
+    assert done.returncode == 1, done.stderr
+    assert f"  failed    app@{LOST} at {lab_registry.host}/app: GET /v2/: " in done.stdout
+    assert "Traceback" not in done.stderr

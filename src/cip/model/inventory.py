@@ -17,6 +17,7 @@ RepoKey = tuple[str, str]  # (registry name as written in the manifest, image na
 class RepositoryFacts:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> digest
     digests: dict[str, bool] = field(default_factory=dict)  # digest -> present
+    media_types: dict[str, str] = field(default_factory=dict)  # digest -> type, where seen
     missing: bool = False  # the repository does not exist (yet): nothing is in it
     error: str | None = None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
+from cip.model.manifest import Position
 from cip.model.refs import Registry
 from cip.plan.edges import EdgeGroup
 
@@ -41,6 +42,16 @@ class TagMove:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentIndex:
+    """An index of the same manifests whose children include a lost digest: why it is lost
+    (an index's children live in the index's repository, not under another image name)."""
+
+    image: str
+    digest: str
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What happens to one digest of one image at one destination (all its tags)."""
 
@@ -55,6 +66,7 @@ class Verdict:
     error: str | None = None
     fresh: bool = False  # the destination repository did not exist when planned
     copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
+    parent: ParentIndex | None = None  # for a lost digest: the listed index that has it
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""

@@ -103,6 +103,8 @@ class InventoryReader:
             if listing is not None and listing.manifests is not None:
                 for entry in listing.manifests.values():
                     facts.digests[entry.digest] = True
+                    if entry.media_type:
+                        facts.media_types[entry.digest] = entry.media_type
                     for tag in entry.tags:
                         facts.tags[tag] = entry.digest
             else:
@@ -112,12 +114,15 @@ class InventoryReader:
                     if info is not None:  # else deleted since the listing: absent
                         facts.tags[tag] = info.digest
                         facts.digests[info.digest] = True  # a tag on it: present
+                        facts.media_types[info.digest] = info.media_type
             if facts.missing:
                 facts.digests.update(dict.fromkeys(wanted.digests, False))
             unknown = sorted(d for d in wanted.digests if facts.has_digest(d) is None)
             found = await self._heads(client, repository, unknown)
             for digest, info in zip(unknown, found, strict=True):
                 facts.digests[digest] = info is not None
+                if info is not None:
+                    facts.media_types[digest] = info.media_type
         except RegistryError as error:
             facts.error = error.message
         except OSError as error:  # an oci: layout that cannot be read
@@ -132,8 +137,11 @@ class InventoryReader:
             found = await self._heads(client, repository, ordered)
         except RegistryError as error:
             facts.error = error.message
+            return
         except OSError as error:  # an oci: layout that cannot be read
             facts.error = f"{error.filename}: {error.strerror or error}"
             return
         for digest, info in zip(ordered, found, strict=True):
             facts.digests[digest] = info is not None
+            if info is not None:
+                facts.media_types[digest] = info.media_type

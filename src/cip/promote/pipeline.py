@@ -26,6 +26,7 @@ from cip.plan.planner import Plan, plan
 from cip.plan.selection import select_changed, select_images
 from cip.promote.executor import Report, execute
 from cip.promote.inventory import InventoryReader, ProgressCallback
+from cip.promote.lost import explain_lost
 from cip.registry.pool import RegistryPool
 
 
@@ -131,7 +132,7 @@ async def plan_against_registries(
     """Phase `plan`: read what the edges need from the registries, then judge every edge."""
     reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
     inventory = await reader.read(groups)
-    return plan(groups, inventory)
+    return await explain_lost(plan(groups, inventory), inventory, pool)
 
 
 PhaseListener = Callable[[Phase, str], None]  # (phase, one-line summary) when a phase ends

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from cip.model.refs import short_digest
+from cip.model.refs import Registry, short_digest
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, Verdict
 from cip.promote.copy import CopyStats
@@ -35,9 +35,10 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
         ref = f"{row.image}@{row.digest}"
         lost = row.by_action.get(Action.LOST, [])
         if lost:
-            source = plan.groups[lost[0].group].source.name
+            source = _repository(plan.groups[lost[0].group].source, row.image)
             lines.append(
-                f"  lost      {ref} ({row.where}): in neither {source} nor {_destinations(lost)}"
+                f"  lost      {ref} ({row.where}): in neither {source} nor "
+                f"{_destinations(lost, row.image)}{_parent(lost)}"
             )
         for verdict in row.by_action.get(Action.TAG_MOVE, []):
             repository = f"{verdict.destination.name}/{row.image}"
@@ -48,7 +49,8 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
                 )
         for verdict in row.by_action.get(Action.FAILED, []):
             lines.append(
-                f"  failed    {ref} at {verdict.destination.name}: {verdict.error} ({row.where})"
+                f"  failed    {ref} at {_repository(verdict.destination, row.image)}: "
+                f"{verdict.error} ({row.where})"
             )
     return lines
 
@@ -61,9 +63,25 @@ def _held(verdict: Verdict) -> str:
     return f"nothing written there for this digest{others}"
 
 
-def _destinations(verdicts: list[Verdict]) -> str:
-    names = sorted({v.destination.name for v in verdicts})
-    return names[0] if len(names) == 1 else f"{len(names)} destinations"
+def _repository(registry: Registry, image: str) -> str:
+    """`host/path/image` as users pull it (`oci:DIR` layouts: the folder, then the image)."""
+    return f"{registry.name}/{image}"
+
+
+def _destinations(verdicts: list[Verdict], image: str) -> str:
+    names = sorted({_repository(v.destination, image) for v in verdicts})
+    if len(names) <= 3:
+        return ", ".join(names)
+    return f"{len(names)} destination repositories ({names[0]}, …)"
+
+
+def _parent(verdicts: list[Verdict]) -> str:
+    """Why the digest is lost, when an index of the manifests lists it as a child."""
+    parent = next((v.parent for v in verdicts if v.parent is not None), None)
+    if parent is None:
+        return ""
+    where = f"{parent.position.file}:{parent.position.line}"
+    return f"; child of {parent.image}@sha256:{short_digest(parent.digest)}… listed at {where}"
 
 
 def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> str:
