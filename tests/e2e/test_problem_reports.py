@@ -11,6 +11,7 @@ from tests.e2e.test_dry_run import LOST, manifest
 from tests.e2e.test_promote import dmap, skopeo_raw
 from tests.lab.images import oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry
+from tests.unit.conftest import write
 
 
 def test_a_refused_tag_move_writes_nothing_to_that_repository_and_others_proceed(
@@ -83,3 +84,30 @@ def test_a_source_that_does_not_answer_fails_its_edges_without_a_traceback(
     assert done.returncode == 1, done.stderr
     assert f"  failed    app@{LOST} at {lab_registry.host}/app: GET /v2/: " in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_image_names_used_by_several_subprojects_are_qualified(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, mirror = registry_factory(), registry_factory()
+    app_a, app_b, tool = oci_image(20), oci_image(21), oci_image(22)
+    push_images(staging, [("sp-a/app", app_a, "1"), ("sp-a/tool", tool, "1")])  # app_b: lost
+    for project, images in (("sp-a", [app_a, tool]), ("sp-b", [app_b])):
+        write(
+            tmp_path / "manifests" / project / "promoter-manifest.yaml",
+            f"registries:\n- name: {staging.host}/{project}\n  src: true\n"
+            f"- name: {mirror.host}/{project}\n",
+        )
+        names = ["app", "tool"]
+        write(
+            tmp_path / "images" / project / "images.yaml",
+            "".join(dmap(name, image, "1") for name, image in zip(names, images, strict=False)),
+        )
+    done = run_cip("run", "--thin-manifest-dir", str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    assert f"  lost      sp-b/app@{app_b.digest} (" in out
+    assert f"in neither {staging.host}/sp-b/app nor {mirror.host}/sp-b/app" in out
+    assert f"  sp-a/app  {app_a.digest[7:19]}  1  copy 1" in out
+    assert f"  sp-b/app  {app_b.digest[7:19]}  1  lost 1" in out
+    assert f"  tool      {tool.digest[7:19]}  1  copy 1" in out  # one subproject: as written

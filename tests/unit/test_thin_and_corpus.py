@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from cip.errors import ManifestError
+from cip.plan.planner import Plan
 from cip.promote.pipeline import load_and_validate
+from cip.report.rows import display_names
 from tests.unit.conftest import D1, D2, D3, REGISTRIES, write
 
 IMAGES = f'- name: foo\n  dmap:\n    "{D1}": ["1.0"]\n'
@@ -124,13 +126,18 @@ def test_corpus_as_shipped_reports_exactly_its_bad_digest(corpus: Path) -> None:
     assert len(warnings) == 10
 
 
-def test_corpus_corrected_parses_to_the_known_numbers(corpus: Path, tmp_path: Path) -> None:
+def corrected(corpus: Path, tmp_path: Path) -> Path:
+    """A copy of the corpus with its one bad digest (a hex digit short) completed."""
     fixed = tmp_path / "corpus"
     shutil.copytree(corpus, fixed)
     bad = fixed / "images" / "k8s-staging-ingress-nginx" / "images.yaml"
     short = "sha256:23eb4b1775fbaa2adca55c73cf0341e1224d6308689b6f4b3aa1523312eb81c"
     bad.write_text(bad.read_text().replace(f'"{short}"', f'"{short}0"'))
-    summary = load_and_validate([], [str(fixed)]).summary
+    return fixed
+
+
+def test_corpus_corrected_parses_to_the_known_numbers(corpus: Path, tmp_path: Path) -> None:
+    summary = load_and_validate([], [str(corrected(corpus, tmp_path))]).summary
     assert (
         summary.manifests,
         summary.image_entries,
@@ -140,3 +147,18 @@ def test_corpus_corrected_parses_to_the_known_numbers(corpus: Path, tmp_path: Pa
         summary.destination_repositories,
         summary.edges,
     ) == (75, 822, 19_961, 20_086, 1_694, 9_834, 720_478)
+
+
+def test_corpus_names_shared_by_subprojects_are_qualified_in_reports(
+    corpus: Path, tmp_path: Path
+) -> None:
+    groups = load_and_validate([], [str(corrected(corpus, tmp_path))]).groups
+    names = display_names(Plan(groups))
+    # 33 names occur in more than one image entry; 14 of them only repeat within one file
+    # (merged there), 19 are used by several subprojects.
+    assert len({image for (_, image), shown in names.items() if shown != image}) == 19
+    assert names[("k8s-staging-kubernetes", "conformance")] == "k8s-staging-kubernetes/conformance"
+    assert names[("k8s-staging-experimental", "conformance")] == (
+        "k8s-staging-experimental/conformance"
+    )
+    assert names[("k8s-staging-kubernetes", "kube-proxy")] == "kube-proxy"

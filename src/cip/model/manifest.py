@@ -8,6 +8,7 @@ the line of the pull request that caused it.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +67,15 @@ class PromoterManifest(BaseModel):
     entries_written: int  # image entries before repeated names were merged
     tag_entries: int  # (image, digest, tag) triples as written
     entry_lines: tuple[int, ...] = ()  # where each image entry of the images file starts
+
+    @property
+    def subproject(self) -> str:
+        """What reports qualify an ambiguous image name with: a thin manifest's `<p>` (the
+        folder of manifests/<p>/ and images/<p>/), or a plain manifest's file name stem."""
+        if self.images_file != self.manifest_file:
+            return os.path.basename(os.path.dirname(self.images_file))
+        stem, _ = os.path.splitext(os.path.basename(self.manifest_file))
+        return stem
 
     @property
     def source(self) -> RegistrySpec:

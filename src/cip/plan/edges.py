@@ -26,6 +26,7 @@ class EdgeGroup:
     source: Registry
     destinations: tuple[Registry, ...]
     position: Position
+    subproject: str = ""  # qualifies `image` in reports where the name is ambiguous
 
     @property
     def edge_count(self) -> int:
@@ -63,6 +64,7 @@ def build_edges(manifests: Sequence[PromoterManifest]) -> list[EdgeGroup]:
                         source,
                         destinations,
                         image.digest_positions[digest],
+                        manifest.subproject,
                     )
                 )
     return groups

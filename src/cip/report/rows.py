@@ -12,29 +12,48 @@ ORDER = (Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MO
 
 @dataclass
 class DigestRow:
-    """Everything a plan does with one image digest, over all manifests and destinations."""
+    """Everything a plan does with one image digest of one name, over its destinations.
+
+    `name` is what people read: the image name, qualified as `subproject/image` when several
+    subprojects use that name (their rows would otherwise look like one image).
+    """
 
     image: str
     digest: str
+    name: str = ""
     tags: set[str] = field(default_factory=set)
     where: str = ""
     by_action: dict[Action, list[Verdict]] = field(default_factory=dict)
 
 
+def display_names(plan: Plan) -> dict[tuple[str, str], str]:
+    """(subproject, image) -> the name reports show for it."""
+    owners: dict[str, set[str]] = {}
+    for group in plan.groups:
+        owners.setdefault(group.image, set()).add(group.subproject)
+    return {
+        (subproject, image): f"{subproject}/{image}" if len(found) > 1 else image
+        for image, found in owners.items()
+        for subproject in found
+    }
+
+
 def digest_rows(plan: Plan) -> list[DigestRow]:
+    names = display_names(plan)
     rows: dict[tuple[str, str], DigestRow] = {}
     for verdict in plan.verdicts:
         group = plan.groups[verdict.group]
-        row = rows.get((group.image, group.digest))
+        name = names[(group.subproject, group.image)]
+        row = rows.get((name, group.digest))
         if row is None:
-            row = rows[(group.image, group.digest)] = DigestRow(
-                group.image, group.digest, where=str(group.position)
+            row = rows[(name, group.digest)] = DigestRow(
+                group.image, group.digest, name, where=str(group.position)
             )
         row.tags.update(group.tags)
         row.by_action.setdefault(verdict.action, []).append(verdict)
         if verdict.tag_moves and verdict.action is not Action.TAG_MOVE:
             row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)  # a lost digest's
-    return sorted(rows.values(), key=lambda r: (r.image, r.digest))
+    return sorted(rows.values(), key=lambda r: (r.name, r.digest))
 
 
 def promotion_result(plan: Plan, stats: CopyStats) -> str:

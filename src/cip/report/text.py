@@ -32,7 +32,7 @@ def parse_summary_text(summary: EdgeSummary, warnings: int) -> str:
 def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
     lines: list[str] = []
     for row in rows:
-        ref = f"{row.image}@{row.digest}"
+        ref = f"{row.name}@{row.digest}"
         lost = row.by_action.get(Action.LOST, [])
         if lost:
             source = _repository(plan.groups[lost[0].group].source, row.image)
@@ -95,7 +95,7 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
         out.append("")
     if rows:
         out.append("Images:")
-        width = max(len(r.image) for r in rows)
+        width = max(len(r.name) for r in rows)
         for row in rows:
             actions = ", ".join(
                 f"{action} {len({v.destination.name for v in row.by_action[action]})}"
@@ -103,7 +103,7 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
                 if action in row.by_action
             )
             tags = ",".join(sorted(row.tags)) or "(no tag)"
-            out.append(f"  {row.image:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
+            out.append(f"  {row.name:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
         out.append("")
     counts = plan.edge_counts()
     totals = ", ".join(f"{action} {counts.get(action, 0):,}" for action in ORDER)
