@@ -97,6 +97,13 @@ def network_options(func: F) -> F:
                 help="Also trust this CA bundle (PEM) for TLS.",
             ),
             click.option(
+                "--authfile",
+                metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Registry credentials (a containers auth.json), as skopeo's --authfile. "
+                "Default: $REGISTRY_AUTH_FILE.",
+            ),
+            click.option(
                 "--concurrency",
                 "--threads",  # kpromo's legacy name for the same setting
                 "concurrency",

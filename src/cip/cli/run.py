@@ -108,6 +108,7 @@ def run_command(
     images: tuple[str, ...],
     insecure: tuple[str, ...],
     ca_file: str | None,
+    authfile: str | None,
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
@@ -149,7 +150,7 @@ def run_command(
         pool = RegistryPool(
             options=network,
             limiter=RateLimiter(limits),
-            credentials=CredentialStore.from_environment(),
+            credentials=CredentialStore.from_environment(authfile=authfile),
         )
         found = asyncio.run(
             _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
@@ -178,7 +179,7 @@ def run_command(
     pool = RegistryPool(
         options=network,
         limiter=RateLimiter(limits),
-        credentials=credential_store(validated.manifests),
+        credentials=credential_store(validated.manifests, authfile),
     )
     outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
     result = outcome.plan
@@ -223,7 +224,9 @@ async def _run(
     return outcome
 
 
-def credential_store(manifests: list[PromoterManifest]) -> CredentialStore:
+def credential_store(
+    manifests: list[PromoterManifest], authfile: str | None = None
+) -> CredentialStore:
     """Where credentials come from: a manifest's `service-account` for its registry hosts
     (asked only once a registry refuses anonymous access), then the usual files and variables."""
     accounts: dict[str, set[str]] = {}
@@ -232,7 +235,8 @@ def credential_store(manifests: list[PromoterManifest]) -> CredentialStore:
             if spec.service_account and spec.registry.host:
                 accounts.setdefault(spec.service_account, set()).add(spec.registry.host)
     google = [GoogleServiceAccount(a, frozenset(hosts)) for a, hosts in sorted(accounts.items())]
-    return CredentialStore([*google, *CredentialStore.from_environment().sources])
+    files = CredentialStore.from_environment(authfile=authfile).sources
+    return CredentialStore([*google, *files])
 
 
 async def _registry_snapshot(

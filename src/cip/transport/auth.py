@@ -17,6 +17,7 @@ to storage) are sent without credentials.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 import ssl
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import httpx
 
 from cip.errors import RegistryError
-from cip.transport.credentials import Credential, CredentialError, CredentialStore, Secret
+from cip.transport.credentials import Credential, CredentialError, CredentialStore, Secret, refused
 from cip.transport.stack import TransportWrapper
 
 DEFAULT_TOKEN_SECONDS = 60  # distribution token spec: expires_in defaults to 60 s
@@ -85,6 +86,7 @@ def request_scopes(request: httpx.Request) -> tuple[str, ...]:
 class Token:
     value: Secret
     expires_at: float
+    credential: Credential | None = None  # what the token was fetched with (None: anonymous)
 
 
 class Authenticator:
@@ -108,6 +110,7 @@ class Authenticator:
         self._tokens: dict[tuple[str, ...], Token] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._demanded = False  # anonymous access was refused: on-demand credentials apply
+        self._basic_sent: Credential | None = None  # behind the Basic header last sent
         self._closed = False
 
     def __repr__(self) -> str:
@@ -131,6 +134,7 @@ class Authenticator:
         if self.challenge.scheme == "basic":
             found = await self._credential(demanded=True)
             header = found.basic_auth() if found else None
+            self._basic_sent = found if header else None
         else:
             token = await self.token(request_scopes(request))
             header = f"Bearer {token.value.reveal()}" if token else None
@@ -208,7 +212,7 @@ class Authenticator:
             ) from None
         # Refresh a little early so a token never expires in flight.
         margin = min(10.0, lifetime / 10)
-        return Token(Secret(value), self._clock() + lifetime - margin)
+        return Token(Secret(value), self._clock() + lifetime - margin, found)
 
     async def _ask(
         self,
@@ -244,6 +248,24 @@ class Authenticator:
                 registry=self.host,
                 retryable=True,
             ) from exc
+
+    def refusal(self, method: str, path: str, authorization: str | None) -> CredentialError | None:
+        """The error for a final 401, or None for the API probe `/v2/` (there it is an answer)."""
+        if path == "/v2/":
+            return None
+        what = f"{method} {path}: HTTP 401"
+        return refused(self.host, what, self._sender(authorization), self._credentials)
+
+    def _sender(self, authorization: str | None) -> Credential | None:
+        """The credential behind an `Authorization` value this authenticator set."""
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() == "basic":
+            return self._basic_sent
+        if scheme.lower() == "bearer":
+            for token in self._tokens.values():
+                if hmac.compare_digest(token.value.reveal().encode(), value.encode()):
+                    return token.credential
+        return None
 
     def _token_error(self, status: int, found: Credential | None) -> RegistryError:
         if found is None:
@@ -285,8 +307,10 @@ class AuthTransport(httpx.AsyncBaseTransport):
             await self._discover(request)
         await self._auth.authorize(request)
         response = await self._inner.handle_async_request(request)
-        if response.status_code != 401 or not await self._auth.unauthorized(request, response):
+        if response.status_code != 401:
             return response
+        if not await self._auth.unauthorized(request, response):
+            return await self._refused(request, response)
         await response.aclose()
         if not replayable:
             raise RegistryError(
@@ -298,7 +322,18 @@ class AuthTransport(httpx.AsyncBaseTransport):
             )
         request.headers.pop("Authorization", None)
         await self._auth.authorize(request)
-        return await self._inner.handle_async_request(request)
+        response = await self._inner.handle_async_request(request)
+        return await self._refused(request, response) if response.status_code == 401 else response
+
+    async def _refused(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """A final 401: raised as an error naming the credentials, except for the `/v2/` probe."""
+        error = self._auth.refusal(
+            request.method, request.url.path, request.headers.get("authorization")
+        )
+        if error is None:
+            return response
+        await response.aclose()
+        raise error
 
     async def _discover(self, request: httpx.Request) -> None:
         """Learn the scheme from `/v2/` before a body that can be sent only once."""

@@ -7,8 +7,8 @@ login. Sources are asked in this order, first answer wins, per `host[:port]`:
    `host[:port]` upper-cased with every character other than A-Z and 0-9 replaced by `_`
    (`CIP_AUTH_GCR_IO`, `CIP_AUTH_127_0_0_1_5000`, `CIP_AUTH_DOCKER_IO` for Docker Hub);
    meant for CI, where secrets arrive as variables;
-2. containers `auth.json`: `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`
-   (podman, skopeo, buildah);
+2. containers `auth.json`: `--authfile FILE` (skopeo's flag), else `$REGISTRY_AUTH_FILE`, else
+   `$XDG_RUNTIME_DIR/containers/auth.json` (podman, skopeo, buildah);
 3. docker `config.json` in `$DOCKER_CONFIG`, else `~/.docker` (docker, crane).
 
 Both files have the same shape: `credHelpers` (host -> helper), then `credsStore`, then `auths`
@@ -17,7 +17,9 @@ Both files have the same shape: `credHelpers` (host -> helper), then `credsStore
 only: namespaced `auth.json` keys (`quay.io/org`) are ignored.
 
 A secret is a `Secret`: its repr and str are masked, so it cannot leak into logs, errors,
-reports or JSON output by accident; only `reveal()` returns it, at the moment of sending.
+reports or JSON output by accident; only `reveal()` returns it, at the moment of sending. Every
+source describes itself by how it was chosen and where it is (`DOCKER_CONFIG /ci/config.json`),
+so a refusal can name the credentials that were sent without showing them.
 """
 
 from __future__ import annotations
@@ -104,6 +106,19 @@ class CredentialSource(Protocol):
     async def get(self, host: str) -> Credential | None: ...
 
 
+def refused(
+    host: str, what: str, used: Credential | None, store: CredentialStore | None
+) -> CredentialError:
+    """A 401 that no credential can fix any more: names the source of the credentials that were
+    sent and refused (never the secret), or where credentials were looked for."""
+    if used is not None:
+        message = f"{what}: {host} refused the credentials from {used.source}"
+    else:
+        where = store.describe() if store is not None else "no sources"
+        message = f"{what}: {host} requires credentials and none were found (looked in: {where})"
+    return CredentialError(message, registry=host, status=401)
+
+
 def canonical_host(name: str) -> str:
     """`https://host:port/v1/` -> `host:port` (docker's ConvertToHostname); hub aliases folded."""
     name = re.sub(r"^[a-z]+://", "", name.strip().lower()).split("/", 1)[0]
@@ -133,11 +148,14 @@ class EnvCredentials:
 
 
 class AuthFile:
-    """A docker `config.json` or containers `auth.json`; read once, on first use."""
+    """A docker `config.json` or containers `auth.json`; read once, on first use.
 
-    def __init__(self, path: Path, kind: str) -> None:
+    `origin` says how the file was chosen (`--authfile`, `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`,
+    ...), for messages."""
+
+    def __init__(self, path: Path, origin: str) -> None:
         self.path = path
-        self.description = f"{kind} {path}"
+        self.description = f"{origin} {path}"
         self._data: dict[str, Any] | None = None
 
     def _load(self, host: str) -> dict[str, Any]:
@@ -146,10 +164,17 @@ class AuthFile:
                 data = json.loads(self.path.read_text())
             except FileNotFoundError:
                 data = {}
-            except (OSError, ValueError) as exc:
-                # The message names the file only: its content holds secrets.
+            except json.JSONDecodeError as exc:
+                # Position and parser message only: the content holds secrets.
                 raise CredentialError(
-                    f"cannot read {self.description}: {type(exc).__name__}", registry=host
+                    f"{self.path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg}) in "
+                    f"{self.description}",
+                    registry=host,
+                ) from None
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+                raise CredentialError(
+                    f"cannot read {self.description}: {reason}", registry=host
                 ) from None
             self._data = data if isinstance(data, dict) else {}
         return self._data
@@ -289,17 +314,26 @@ class CredentialStore:
 
     @classmethod
     def from_environment(
-        cls, env: Mapping[str, str] | None = None, *, home: Path | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        home: Path | None = None,
+        authfile: str | None = None,
     ) -> CredentialStore:
-        """The default sources, in the order of the module docstring."""
+        """The default sources, in the order of the module docstring; `authfile` is
+        `--authfile`, which replaces `$REGISTRY_AUTH_FILE` as it does for skopeo."""
         env = dict(os.environ if env is None else env)
         home = home or Path(env.get("HOME") or Path.home())
         sources: list[CredentialSource] = [EnvCredentials(env)]
-        if env.get("REGISTRY_AUTH_FILE"):
-            sources.append(AuthFile(Path(env["REGISTRY_AUTH_FILE"]), "containers auth file"))
+        if authfile:
+            sources.append(AuthFile(Path(authfile), "--authfile"))
+        elif env.get("REGISTRY_AUTH_FILE"):
+            sources.append(AuthFile(Path(env["REGISTRY_AUTH_FILE"]), "REGISTRY_AUTH_FILE"))
         elif env.get("XDG_RUNTIME_DIR"):
             path = Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
-            sources.append(AuthFile(path, "containers auth file"))
-        docker_dir = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else home / ".docker"
-        sources.append(AuthFile(docker_dir / "config.json", "docker config"))
+            sources.append(AuthFile(path, "XDG_RUNTIME_DIR"))
+        if env.get("DOCKER_CONFIG"):
+            sources.append(AuthFile(Path(env["DOCKER_CONFIG"]) / "config.json", "DOCKER_CONFIG"))
+        else:
+            sources.append(AuthFile(home / ".docker" / "config.json", "docker config"))
         return cls(sources)
