@@ -1,0 +1,183 @@
+"""Signing a promoted digest once, on its primary registry, and replicating the signature.
+
+`sign` writes `sha256-<hex>.sig` beside `repo@digest` on the primary: signatures staging holds
+for the digest (merged first, as upstream copies them), then cip's own unless the tag already
+carries a signature of the same payload by the same key. `replicate` merges the primary's
+`.sig` into a mirror. An index is handled children first, then the index itself, the same order
+as a copy: so an index's `.sig` on a registry means its children are signed there too, and a
+plan that sees the index's tag need not look at the children.
+
+Work is shared within a run: two edges needing the same signature or replication await one
+task, and finished tasks are dropped with `forget` so memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from cip.errors import RegistryError
+from cip.oci.media import Descriptor
+from cip.registry.client import Manifest, Registry
+from cip.trust.attached import signature_tag
+from cip.trust.signer import KnownPayloads, Signer, Verifier, sign_layer
+from cip.trust.simplesigning import payload
+from cip.trust.store import AttachedWriter, BlobOrigin, Incoming, MergeResult, read_attached
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A repository on a registry."""
+
+    registry: Registry
+    repository: str
+
+    def origin(self) -> BlobOrigin:
+        return BlobOrigin(self.registry, self.repository)
+
+
+@dataclass
+class SigningStats:
+    signed: int = 0  # signatures cip made
+    replicated: int = 0  # `.sig` tags merged into a mirror
+    already: int = 0  # tags that already held what was asked
+
+
+@dataclass
+class SignatureService:
+    """Signs and replicates `.sig` tags for one run."""
+
+    signer: Signer | None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    copy_attached: bool = True
+    verifiers: Sequence[Verifier] = ()
+    writer: AttachedWriter = field(default_factory=AttachedWriter)
+    stats: SigningStats = field(default_factory=SigningStats)
+    _tasks: dict[tuple[object, ...], asyncio.Task[object]] = field(default_factory=dict)
+    _known: KnownPayloads = field(init=False)
+
+    def __post_init__(self) -> None:
+        own = [self.signer.verifier()] if self.signer is not None else []
+        self._known = KnownPayloads([*own, *self.verifiers])
+
+    async def _once(self, key: tuple[object, ...], work: Callable[[], Awaitable[T]]) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(work())
+        return cast(T, await asyncio.shield(task))
+
+    def forget(self) -> None:
+        """Drop finished work (manifests read, merges done) between batches."""
+        self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
+
+    async def _manifest(self, place: Place, digest: str) -> Manifest:
+        return await self._once(
+            ("manifest", id(place.registry), place.repository, digest),
+            lambda: place.registry.get_manifest(place.repository, digest),
+        )
+
+    async def _children(self, place: Place, digest: str) -> tuple[Descriptor, ...]:
+        parsed = (await self._manifest(place, digest)).parse()
+        return parsed.children if parsed.is_index else ()
+
+    def payload_for(self, reference: str, digest: str) -> bytes:
+        data = payload(reference, digest, self.annotations)
+        self._known.add(data)
+        return data
+
+    async def sign(
+        self, place: Place, digest: str, reference: str, staging: Place | None = None
+    ) -> None:
+        """Make `place@digest` (and every child) carry cip's signature for `reference`."""
+        await self._once(
+            ("sign", id(place.registry), place.repository, digest),
+            lambda: self._sign(place, digest, reference, staging),
+        )
+
+    async def _sign(self, place: Place, digest: str, reference: str, staging: Place | None) -> None:
+        if self.signer is None:
+            raise RegistryError(
+                "no signer configured (--signing-key)",
+                registry=place.registry.name,
+                image=place.repository,
+                digest=digest,
+            )
+        signer = self.signer
+        children = await self._children(place, digest)
+        await asyncio.gather(*(self.sign(place, c.digest, reference, staging) for c in children))
+        data = self.payload_for(reference, digest)
+        tag = signature_tag(digest)
+        incoming: list[Incoming] = []
+        if staging is not None and self.copy_attached:
+            theirs = await read_attached(staging.registry, staging.repository, tag)
+            if theirs is not None:
+                origin = staging.origin()
+                incoming = [Incoming(layer, origin) for layer in theirs.parse().layers]
+
+        def own(layers: Sequence[Descriptor]) -> Incoming | None:
+            if any(self.is_own(layer) for layer in layers):
+                return None
+            signed = sign_layer(signer, data)
+            self.stats.signed += 1
+            return Incoming(signed.descriptor, signed.payload)
+
+        result = await self.writer.merge(
+            place.registry,
+            place.repository,
+            tag,
+            incoming,
+            signer_of=self._known.signer_of,
+            own=own,
+        )
+        if not result.written:
+            self.stats.already += 1
+
+    def is_own(self, layer: Descriptor) -> bool:
+        """Whether a layer is a signature by cip's signer of a payload cip knows."""
+        if self.signer is None:
+            return False
+        return self._known.signer_of(layer) == self.signer.identity
+
+    def signer_of(self, layer: Descriptor) -> str | None:
+        return self._known.signer_of(layer)
+
+    async def replicate(self, source: Place, target: Place, digest: str) -> None:
+        """Merge the `.sig` of `digest` (and of every child) from `source` into `target`."""
+        await self._once(
+            ("replicate", id(source.registry), source.repository, id(target.registry),
+             target.repository, digest),
+            lambda: self._replicate(source, target, digest),
+        )  # fmt: skip
+
+    async def _replicate(self, source: Place, target: Place, digest: str) -> None:
+        children = await self._children(source, digest)
+        await asyncio.gather(*(self.replicate(source, target, c.digest) for c in children))
+        tag = signature_tag(digest)
+        theirs = await self._once(
+            ("sig", id(source.registry), source.repository, digest),
+            lambda: read_attached(source.registry, source.repository, tag),
+        )
+        if theirs is None:
+            raise RegistryError(
+                f"no signature to replicate: {tag} is missing on {source.registry.name}",
+                registry=source.registry.name,
+                image=source.repository,
+                digest=digest,
+            )
+        origin = source.origin()
+        result = await self.merge_layers(
+            target, tag, [Incoming(layer, origin) for layer in theirs.parse().layers]
+        )
+        if result.written:
+            self.stats.replicated += 1
+        else:
+            self.stats.already += 1
+
+    async def merge_layers(self, target: Place, tag: str, incoming: list[Incoming]) -> MergeResult:
+        return await self.writer.merge(
+            target.registry, target.repository, tag, incoming, signer_of=self._known.signer_of
+        )
