@@ -3,7 +3,8 @@
 Three things differ from click's defaults:
 - `cip --thin-manifest-dir=… --confirm`, with no command, is `cip run` (kpromo's `cip` runs a
   promotion when called without a subcommand);
-- booleans take Go's `--flag=value` (`--confirm=true`, `--sign=false`), as pflag parses them;
+- booleans take Go's `--flag=value` (`--confirm=true`, `--sign=false`), as pflag parses them
+  (false drops the flag, or gives its `--no-` form where it has one);
 - kpromo flags whose capability has not arrived yet are refused by name, never accepted and
   ignored. A capability that arrives removes its name from `NOT_SUPPORTED_YET` and adds the
   real option.
@@ -33,15 +34,12 @@ class PendingFlag:
 
 
 NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
-    # signing and provenance
-    PendingFlag("--sign", boolean=True),
+    # keyless signing and provenance
     PendingFlag("--signer-account"),
     PendingFlag("--certificate-identity"),
     PendingFlag("--certificate-identity-regexp"),
     PendingFlag("--certificate-oidc-issuer"),
     PendingFlag("--certificate-oidc-issuer-regexp"),
-    PendingFlag("--max-signature-ops"),
-    PendingFlag("--max-signature-copies"),
     # checks
     PendingFlag("--vuln-severity-threshold"),
     PendingFlag("--max-image-size"),
@@ -85,10 +83,13 @@ def go_booleans(command: click.Command, ctx: click.Context, args: list[str]) -> 
     """
     flags: set[str] = set()
     takes_value: set[str] = set()
+    negation: dict[str, str] = {}  # `--sign` -> `--no-sign`, for `--sign=false`
     for param in command.get_params(ctx):
         if isinstance(param, click.Option):
             names = [*param.opts, *param.secondary_opts]
             (flags if param.is_flag else takes_value).update(names)
+            if param.is_flag and param.secondary_opts:
+                negation.update(dict.fromkeys(param.opts, param.secondary_opts[0]))
     last: dict[str, int] = {}
     values: dict[int, bool] = {}
     index = 0
@@ -120,6 +121,10 @@ def go_booleans(command: click.Command, ctx: click.Context, args: list[str]) -> 
             out.append(arg)
         elif position in keep and values[position]:
             out.append(arg.partition("=")[0])
+        elif position in keep and arg.partition("=")[0] in negation:
+            # False given explicitly to a flag whose default depends on other flags
+            # (`--sign` is on with a key): say it with the flag's negative form.
+            out.append(negation[arg.partition("=")[0]])
     return out
 
 

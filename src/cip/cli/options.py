@@ -138,3 +138,65 @@ def output_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--output", metavar="FORMAT", help=help_text, is_eager=True, callback=remember_output
     )
+
+
+def signing_options(func: F) -> F:
+    """How promoted images are signed (cosign's key mode), shared by run and sigcheck."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--signing-key",
+                metavar="FILE",
+                help="Sign with this key: a PEM P-256 private key or cosign's encrypted "
+                "cosign.key (password in COSIGN_PASSWORD). KMS URIs are not supported.",
+            ),
+            click.option(
+                "--sign/--no-sign",
+                "sign",
+                default=None,
+                help="Sign promoted images (default: on when --signing-key is given); "
+                "--sign=false turns signing off.",
+            ),
+            click.option(
+                "--primary-registry",
+                metavar="REG",
+                help="The destination registry that signs; the others receive its signature. "
+                "Default: each manifest's first destination.",
+            ),
+            click.option(
+                "--signing-identity",
+                metavar="REG",
+                help="Name images in signatures as REG/IMAGE (e.g. registry.k8s.io) instead of "
+                "the primary registry's name.",
+            ),
+            click.option(
+                "--signature-annotation",
+                "signature_annotations",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Add an annotation to every signed payload (cosign's -a). Repeatable.",
+            ),
+            click.option(
+                "--copy-attached/--no-copy-attached",
+                default=True,
+                show_default=True,
+                help="Merge signatures staging holds for an image into its signature "
+                "(--copy-attached=false turns it off).",
+            ),
+            click.option(
+                "--max-signature-ops",
+                default=50,
+                show_default=True,
+                type=click.IntRange(1, 10_000),
+                help="Digests signed at once.",
+            ),
+            click.option(
+                "--max-signature-copies",
+                default=50,
+                show_default=True,
+                type=click.IntRange(1, 10_000),
+                help="Signatures replicated to mirrors at once.",
+            ),
+        ],
+    )

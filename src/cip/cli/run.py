@@ -15,7 +15,14 @@ import click
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
 from cip.cli.logs import log_level_option
-from cip.cli.options import manifest_options, network_options, output_option, selection_options
+from cip.cli.options import (
+    manifest_options,
+    network_options,
+    output_option,
+    selection_options,
+    signing_options,
+)
+from cip.cli.signing import signing_setup
 from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
@@ -23,6 +30,7 @@ from cip.model.refs import registry_name_problem
 from cip.plan.edges import EdgeGroup
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
+from cip.promote.signing import SigningSetup
 from cip.registry.pool import RegistryPool
 from cip.registry.snapshot import RegistrySnapshot, registry_snapshot
 from cip.report.document import parse_summary_json, plan_json
@@ -51,8 +59,8 @@ Examples:
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
 --concurrency, as kpromo cip reads them. kpromo flags whose capability has not
-arrived (--sign, --signer-account, --certificate-*, --max-signature-*,
---vuln-severity-threshold, --max-image-size) are refused, never ignored.
+arrived (--signer-account, --certificate-*, --vuln-severity-threshold,
+--max-image-size) are refused, never ignored.
 
 \b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
@@ -91,6 +99,7 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
 )
 @log_level_option
 @not_supported_yet_options
+@signing_options
 @handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
@@ -113,6 +122,14 @@ def run_command(
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
     include_foreign_layers: bool,
+    signing_key: str | None,
+    sign: bool | None,
+    primary_registry: str | None,
+    signing_identity: str | None,
+    signature_annotations: tuple[str, ...],
+    copy_attached: bool,
+    max_signature_ops: int,
+    max_signature_copies: int,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -173,6 +190,17 @@ def run_command(
         else:
             click.echo(parse_summary_text(validated.summary, len(validated.warnings)))
         return
+    signing = signing_setup(
+        validated.manifests,
+        signing_key=signing_key,
+        sign=sign,
+        primary_registry=primary_registry,
+        signing_identity=signing_identity,
+        signature_annotations=signature_annotations,
+        copy_attached=copy_attached,
+        max_signature_ops=max_signature_ops,
+        max_signature_copies=max_signature_copies,
+    )
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     groups = select(validated, selection)
     log.debug("selected %d of %d image digests", len(groups), len(validated.groups))
@@ -181,7 +209,7 @@ def run_command(
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
     )
-    outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers))
+    outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers, signing))
     result = outcome.plan
     stats = outcome.report.stats if outcome.report is not None else None
     if output == "json":
@@ -207,6 +235,7 @@ async def _run(
     concurrency: int,
     confirm: bool,
     include_foreign_layers: bool,
+    signing: SigningSetup | None,
 ) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
         log.info("phase %s: %s", phase.value, summary)
@@ -220,6 +249,7 @@ async def _run(
             include_foreign_layers=include_foreign_layers,
             on_phase=on_phase,
             progress=RequestProgress,
+            signing=signing,
         )
     return outcome
 

@@ -36,6 +36,18 @@ def is_tag(value: str) -> bool:
     return value.isascii() and TAG_RE.fullmatch(value) is not None
 
 
+# cosign's tags for what is attached to `repo@sha256:<hex>`: `sha256-<hex>.sig`, `.att`, `.sbom`,
+# and the referrers tag `sha256-<hex>` (distribution-spec "Referrers Tag Schema").
+ATTACHED_TAG_SUFFIXES = (".sig", ".att", ".sbom")
+REFERRERS_TAG_RE = re.compile(r"sha256-[0-9a-f]{64}")
+
+
+def is_attached_tag(tag: str) -> bool:
+    """Whether a tag names attached content (signatures, attestations, SBOMs, referrers) rather
+    than an image: such tags are merged by signing, never promoted or refused as tag moves."""
+    return tag.endswith(ATTACHED_TAG_SUFFIXES) or REFERRERS_TAG_RE.fullmatch(tag) is not None
+
+
 def is_repository_path(value: str) -> bool:
     return len(value) <= MAX_NAME_LENGTH and PATH_RE.fullmatch(value) is not None
 

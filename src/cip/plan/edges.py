@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cip.model.manifest import Position, PromoterManifest
-from cip.model.refs import Registry
+from cip.model.refs import Registry, is_attached_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,8 @@ def build_edges(manifests: Sequence[PromoterManifest]) -> list[EdgeGroup]:
                         index,
                         image.name,
                         digest,
-                        tags,
+                        # Attached-artifact tags are merged by signing, never promoted as tags.
+                        tuple(t for t in tags if not is_attached_tag(t)),
                         source,
                         destinations,
                         image.digest_positions[digest],

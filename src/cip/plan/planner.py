@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
@@ -33,6 +33,34 @@ class Action(StrEnum):
 
 
 PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED)
+# Verdicts after which the digest is at the destination and cip may write there: the ones that
+# get signature steps (and whose steps count as done once promoted).
+SIGNED_ACTIONS = (Action.COPY, Action.ADD_TAG, Action.PRESENT)
+
+
+class SignatureStep(StrEnum):
+    """What signing does for one digest at one destination, beside the copy."""
+
+    SIGN = "sign"  # the primary destination: cip signs the digest there
+    REPLICATE = "replicate-signature"  # another destination: the primary's `.sig` is merged in
+
+
+@dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    """Signing as the plan sees it: it is on, and which destination signs.
+
+    `primary` is `--primary-registry`; a manifest without that destination (or when it is
+    None) signs on its first destination registry, as upstream does.
+    """
+
+    primary: str | None = None
+
+    def primary_of(self, group: EdgeGroup) -> Registry:
+        if self.primary is not None:
+            for destination in group.destinations:
+                if destination.name == self.primary:
+                    return destination
+        return group.destinations[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +95,7 @@ class Verdict:
     fresh: bool = False  # the destination repository did not exist when planned
     copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
     parent: ParentIndex | None = None  # for a lost digest: the listed index that has it
+    signature: SignatureStep | None = None  # the digest lacks a `.sig` here and signing is on
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
@@ -106,6 +135,12 @@ class Plan:
     def writes(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.action in (Action.COPY, Action.ADD_TAG)]
 
+    def signature_steps(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.signature is not None]
+
+    def signature_counts(self) -> Counter[SignatureStep]:
+        return Counter(v.signature for v in self.verdicts if v.signature is not None)
+
 
 @dataclass
 class WantedFacts:
@@ -130,13 +165,39 @@ def wanted_facts(groups: Sequence[EdgeGroup]) -> dict[RepoKey, WantedFacts]:
     return wanted
 
 
-def plan(groups: Sequence[EdgeGroup], inventory: Inventory) -> Plan:
+def plan(
+    groups: Sequence[EdgeGroup], inventory: Inventory, signing: SigningPolicy | None = None
+) -> Plan:
     result = Plan(groups)
     for index, group in enumerate(groups):
         source = inventory.get(group.source.name, group.image)
+        primary = signing.primary_of(group) if signing is not None else None
         for destination in group.destinations:
-            result.verdicts.append(_judge(index, group, destination, inventory, source))
+            verdict = _judge(index, group, destination, inventory, source)
+            if primary is not None:
+                step = _signature_step(verdict, group, inventory)
+                if step is not None and destination != primary:
+                    step = SignatureStep.REPLICATE
+                verdict = replace(verdict, signature=step)
+            result.verdicts.append(verdict)
     return result
+
+
+def _signature_step(
+    verdict: Verdict, group: EdgeGroup, inventory: Inventory
+) -> SignatureStep | None:
+    """SIGN when the digest is (or will be) at the destination without a `.sig` tag there.
+
+    The tag listing the inventory reads anyway shows which digests carry a `.sig`, so this costs
+    no request: a rerun after a crash between copy and sign, or after a `.sig` was deleted,
+    finds the digest unsigned and repairs it, and a rerun with everything signed does nothing.
+    """
+    if verdict.action not in SIGNED_ACTIONS:
+        return None  # lost, failed, or a refused tag move: nothing is written there
+    facts = inventory.get(verdict.destination.name, group.image)
+    if facts is not None and group.digest in facts.signed:
+        return None
+    return SignatureStep.SIGN
 
 
 def _judge(

@@ -20,13 +20,15 @@ from cip.errors import Diagnostic, ManifestError, UsageError
 from cip.manifests import git_diff
 from cip.manifests.load import load_all
 from cip.model.manifest import PromoterManifest
+from cip.model.refs import is_attached_tag
 from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
-from cip.plan.planner import Plan, plan
+from cip.plan.planner import Plan, SignatureStep, SigningPolicy, plan
 from cip.plan.selection import select_changed, select_images
 from cip.promote.executor import Report, execute
 from cip.promote.inventory import InventoryReader, ProgressCallback
 from cip.promote.lost import explain_lost
+from cip.promote.signing import SigningSetup, fold_signing, sign_phase
 from cip.registry.pool import RegistryPool
 
 
@@ -57,12 +59,38 @@ def load_and_validate(plain_files: list[str], thin_dirs: list[str]) -> Validated
     if any(d.severity == "error" for d in diagnostics):
         raise ManifestError.from_diagnostics(diagnostics)
     groups = build_edges(result.manifests)
+    warnings = [*result.warnings, *_attached_tag_warnings(result.manifests)]
     return ValidatedManifests(
         manifests=result.manifests,
         groups=groups,
         summary=summarize(result.manifests, groups),
-        warnings=sorted(result.warnings, key=Diagnostic.sort_key),
+        warnings=sorted(warnings, key=Diagnostic.sort_key),
     )
+
+
+def _attached_tag_warnings(manifests: list[PromoterManifest]) -> list[Diagnostic]:
+    """Tags such as `sha256-<hex>.sig` in a manifest are not promoted (build_edges drops them):
+    they are merged by signing. Say so where they are written."""
+    found: list[Diagnostic] = []
+    for manifest in manifests:
+        for image in manifest.images:
+            for digest, tags in image.dmap.items():
+                for tag in tags:
+                    if is_attached_tag(tag):
+                        where = image.digest_positions[digest]
+                        found.append(
+                            Diagnostic(
+                                f"tag {tag} names attached content (signature, attestation, "
+                                "SBOM or referrers index), not an image: it is not promoted",
+                                severity="warning",
+                                file=where.file,
+                                line=where.line,
+                                column=where.column,
+                                image=image.name,
+                                digest=digest,
+                            )
+                        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -128,11 +156,12 @@ async def plan_against_registries(
     *,
     concurrency: int = 32,
     progress: ProgressCallback | None = None,
+    signing: SigningPolicy | None = None,
 ) -> Plan:
     """Phase `plan`: read what the edges need from the registries, then judge every edge."""
     reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
     inventory = await reader.read(groups)
-    return await explain_lost(plan(groups, inventory), inventory, pool)
+    return await explain_lost(plan(groups, inventory, signing), inventory, pool)
 
 
 PhaseListener = Callable[[Phase, str], None]  # (phase, one-line summary) when a phase ends
@@ -170,6 +199,7 @@ async def run_phases(
     include_foreign_layers: bool = False,
     on_phase: PhaseListener | None = None,
     progress: ProgressFactory | None = None,
+    signing: SigningSetup | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
@@ -189,11 +219,15 @@ async def run_phases(
     before = pool.counter.total
     with _progress(progress, "plan", "registry requests") as advance:
         planned = await plan_against_registries(
-            groups, pool, concurrency=concurrency, progress=advance
+            groups,
+            pool,
+            concurrency=concurrency,
+            progress=advance,
+            signing=signing.policy if signing is not None else None,
         )
     finished(
         Phase.PLAN,
-        f"{len(planned.verdicts):,} destination verdicts"
+        f"{len(planned.verdicts):,} destination verdicts{_signature_steps(planned)}"
         f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s",
     )
     finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
@@ -219,9 +253,31 @@ async def run_phases(
         f"{len(report.failed):,} failed{_requests(pool.counter.total - before)} "
         f"in {time.monotonic() - start:.1f}s",
     )
-    finished(Phase.SIGN, "signing is not configured")
+    outcome = report.outcome_plan()
+    if signing is None:
+        finished(Phase.SIGN, "signing is not configured")
+    else:
+        start, before = time.monotonic(), pool.counter.total
+        with _progress(progress, "sign", "digests done") as advance:
+            results = await sign_phase(outcome, pool, signing, progress=advance)
+        outcome = fold_signing(outcome, results)
+        made = signing.service.stats
+        failures = sum(1 for r in results if r.error is not None)
+        finished(
+            Phase.SIGN,
+            f"{made.signed:,} signatures made, {made.replicated:,} replicated, "
+            f"{failures:,} failed{_requests(pool.counter.total - before)} "
+            f"in {time.monotonic() - start:.1f}s",
+        )
     finished(Phase.ATTEST, "attestation is not configured")
-    return RunOutcome(report.outcome_plan(), report, done, request_table(pool))
+    return RunOutcome(outcome, report, done, request_table(pool))
+
+
+def _signature_steps(planned: Plan) -> str:
+    counts = planned.signature_counts()
+    if not counts:
+        return ""
+    return "; " + ", ".join(f"{counts[step]:,} {step}" for step in SignatureStep if counts[step])
 
 
 def _requests(count: int) -> str:

@@ -16,11 +16,11 @@ from typing import Literal
 
 from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary
-from cip.plan.planner import Action, Plan, Verdict
+from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
-from cip.report.rows import ORDER, digest_rows, promotion_result
+from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: signature steps (`signatures`, a destination's `signature`)
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
@@ -56,6 +56,9 @@ def _document(
         "promotion": promotion,
         "summary": asdict(summary) if summary is not None else None,
         "edges": {str(action): counts.get(action, 0) for action in ORDER},
+        "signatures": (
+            signature_totals(plan) if plan is not None else {str(step): 0 for step in SignatureStep}
+        ),
         "images": _images(plan) if plan is not None else [],
         "errors": [diagnostic_json(d) for d in errors],
         "warnings": [diagnostic_json(d) for d in warnings],
@@ -82,6 +85,11 @@ def _entry(action: Action, verdict: Verdict) -> dict[str, object]:
         "tags": tags,
         "tag_moves": [{"tag": m.tag, "current": m.current} for m in moves],
         "error": verdict.error if action is Action.FAILED else None,
+        "signature": (
+            str(verdict.signature)
+            if verdict.signature is not None and action is verdict.action is not Action.FAILED
+            else None
+        ),
     }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
-from cip.plan.planner import Action, Plan, Verdict
+from cip.plan.planner import SIGNED_ACTIONS, Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
 
 ORDER = (Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED)
@@ -24,6 +25,7 @@ class DigestRow:
     tags: set[str] = field(default_factory=set)
     where: str = ""
     by_action: dict[Action, list[Verdict]] = field(default_factory=dict)
+    signatures: Counter[SignatureStep] = field(default_factory=Counter)  # destinations per step
 
 
 def display_names(plan: Plan) -> dict[tuple[str, str], str]:
@@ -51,6 +53,8 @@ def digest_rows(plan: Plan) -> list[DigestRow]:
             )
         row.tags.update(group.tags)
         row.by_action.setdefault(verdict.action, []).append(verdict)
+        if verdict.signature is not None and verdict.action in SIGNED_ACTIONS:
+            row.signatures[verdict.signature] += 1
         if verdict.tag_moves and verdict.action is not Action.TAG_MOVE:
             row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)  # a lost digest's
     return sorted(rows.values(), key=lambda r: (r.name, r.digest))
@@ -66,3 +70,11 @@ def promotion_result(plan: Plan, stats: CopyStats) -> str:
     if stats.manifests_written == 0 and stats.tags_written == 0:
         return "nothing promoted"
     return "partially promoted" if plan.has_problems else "promoted"
+
+
+def signature_totals(plan: Plan) -> dict[str, int]:
+    """Signature steps over the plan (failed ones excluded: they are reported as problems)."""
+    counts: Counter[SignatureStep] = Counter(
+        v.signature for v in plan.verdicts if v.signature is not None and v.action in SIGNED_ACTIONS
+    )
+    return {str(step): counts.get(step, 0) for step in SignatureStep}

@@ -8,7 +8,7 @@ from cip.model.refs import Registry, short_digest
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, Verdict
 from cip.promote.copy import CopyStats
-from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result
+from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result, signature_totals
 
 SUMMARY_LABELS = (
     ("manifests", "Manifests"),
@@ -98,9 +98,12 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
         width = max(len(r.name) for r in rows)
         for row in rows:
             actions = ", ".join(
-                f"{action} {len({v.destination.name for v in row.by_action[action]})}"
-                for action in ORDER
-                if action in row.by_action
+                [
+                    f"{action} {len({v.destination.name for v in row.by_action[action]})}"
+                    for action in ORDER
+                    if action in row.by_action
+                ]
+                + [f"{step} {count}" for step, count in sorted(row.signatures.items())]
             )
             tags = ",".join(sorted(row.tags)) or "(no tag)"
             out.append(f"  {row.name:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
@@ -110,6 +113,10 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
     written = None if dry_run or stats is None else promotion_result(plan, stats)
     mode = written or "dry run: nothing written"
     out.append(f"Edges {sum(counts.values()):,}: {totals} ({mode})")
+    signatures = signature_totals(plan)
+    if any(signatures.values()):
+        steps = ", ".join(f"{step} {count:,}" for step, count in signatures.items())
+        out.append(f"Signatures: {steps}{' (planned)' if dry_run else ''}")
     return "\n".join(out)
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# Defined in the model so the pure planner can use it; re-exported for trust's callers.
+from cip.model.refs import is_attached_tag as is_attached_tag
 from cip.oci.media import OCI_MANIFEST, Descriptor, compute_digest
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -41,11 +43,6 @@ def attached_tag(digest: str, suffix: str | None = "sig") -> str:
 
 def signature_tag(digest: str) -> str:
     return attached_tag(digest, "sig")
-
-
-def is_attached_tag(tag: str) -> bool:
-    """Whether a tag names attached content (signatures, attestations, SBOMs, referrers)."""
-    return tag.endswith(tuple(f".{s}" for s in SUFFIXES)) or _ATTACHED.fullmatch(tag) is not None
 
 
 def parse_attached_tag(tag: str) -> tuple[str, str | None] | None:
