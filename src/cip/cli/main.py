@@ -13,7 +13,9 @@ from cip import __version__
 from cip.cli.handling import run_cli
 from cip.cli.kpromo import KpromoGroup
 from cip.cli.logs import log_level_option
+from cip.cli.replicate_signatures import replicate_signatures_command
 from cip.cli.run import run_command
+from cip.cli.sigcheck import sigcheck_command
 
 
 @click.group(cls=KpromoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +31,8 @@ def cli() -> None:
 
 
 cli.add_command(run_command)
+cli.add_command(sigcheck_command)
+cli.add_command(replicate_signatures_command)
 
 
 def main() -> None:

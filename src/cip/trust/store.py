@@ -52,7 +52,15 @@ class MergeStats:
 @dataclass(frozen=True, slots=True)
 class MergeResult:
     written: bool
-    layers: tuple[Descriptor, ...]  # what the tag holds now
+    layers: tuple[Descriptor, ...]  # what the tag holds now (or would, for a dry run)
+    added: int = 0  # layers the merge added (or would add)
+
+
+class _Unread:
+    """Marks a tag whose current manifest the caller did not read: `merge` reads it."""
+
+
+UNREAD = _Unread()
 
 
 # Called with the layers the tag would hold after the merge; returns one more layer to add
@@ -111,10 +119,17 @@ class AttachedWriter:
         *,
         signer_of: SignerOf | None = None,
         own: OwnLayer | None = None,
+        current: Manifest | _Unread | None = UNREAD,
+        write: bool = True,
     ) -> MergeResult:
-        """Put the union of the tag's layers, `incoming` and `own` under the tag, if it grew."""
+        """Put the union of the tag's layers, `incoming` and `own` under the tag, if it grew.
+
+        `current`: the tag's manifest (None: absent) when the caller just read it from a
+        listing and a GET, so no HEAD is spent; `write=False` only says what would be added.
+        """
         async with self._lock(registry, repository, tag):
-            current = await read_attached(registry, repository, tag)
+            if isinstance(current, _Unread):
+                current = await read_attached(registry, repository, tag)
             existing = current.parse().layers if current is not None else ()
             merged, added = merge_layers(
                 existing, [i.descriptor for i in incoming], signer_of=signer_of
@@ -125,8 +140,8 @@ class AttachedWriter:
                 merged.append(mine.descriptor)
                 added.append(mine.descriptor)
                 blobs[mine.descriptor.digest] = mine.blob
-            if not added:
-                return MergeResult(False, tuple(existing))
+            if not added or not write:
+                return MergeResult(False, tuple(merged), len(added))
             if len(merged) > MAX_LAYERS:
                 raise RegistryError(
                     f"{tag} would hold {len(merged)} layers, more than {MAX_LAYERS}; refused",
@@ -144,7 +159,7 @@ class AttachedWriter:
             )
             self.stats.manifests_written += 1
             self.stats.layers_added += len(added)
-            return MergeResult(True, tuple(merged))
+            return MergeResult(True, tuple(merged), len(added))
 
     async def _ensure_blob(
         self, registry: Registry, repository: str, digest: str, blob: bytes | BlobOrigin

@@ -1,0 +1,144 @@
+"""`cip sigcheck`: every promoted digest on every destination must carry a valid signature."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.options import (
+    manifest_options,
+    network_options,
+    output_option,
+    selection_options,
+    signing_options,
+)
+from cip.cli.run import credential_store
+from cip.cli.signing import signing_setup
+from cip.errors import ExitCode, UsageError
+from cip.plan.edges import EdgeGroup
+from cip.plan.planner import SigningPolicy
+from cip.promote.pipeline import Selection, load_and_validate, select
+from cip.promote.sigcheck import SigcheckResult, check_signatures, repair_signatures
+from cip.promote.signing import SigningSetup
+from cip.registry.pool import RegistryPool
+from cip.report.signatures import sigcheck_json, sigcheck_text
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.settings import NetworkOptions
+from cip.trust.keys import load_public_key
+from cip.trust.signer import KeyVerifier, Verifier
+from cip.trust.signing import SignatureService
+
+HELP = """Check that every promoted digest (index children included) on every destination
+carries a signature that verifies with --verify-key; with --confirm, repair what is missing or
+invalid: merge a valid signature from another destination, else sign (needs --signing-key).
+
+\b
+Exit codes: 0 every signature valid (or repaired); 1 missing or invalid signatures remain;
+2 invalid manifests or usage.
+"""
+
+
+@click.command("sigcheck", help=HELP)
+@manifest_options
+@click.option("--verify-key", metavar="FILE", help="The PEM public key signatures must verify with "
+              "(default: the public half of --signing-key).")  # fmt: skip
+@click.option("--confirm", is_flag=True, help="Repair missing or invalid signatures.")
+@output_option("text or json (default text).")
+@selection_options
+@network_options
+@signing_options
+@handle_cip_errors
+def sigcheck_command(
+    manifests: tuple[str, ...],
+    thin_dirs: tuple[str, ...],
+    verify_key: str | None,
+    confirm: bool,
+    output: str | None,
+    diff_base: str | None,
+    manifest_diff_since: str | None,
+    use_prow_manifest_diff: bool,
+    images: tuple[str, ...],
+    insecure: tuple[str, ...],
+    ca_file: str | None,
+    concurrency: int,
+    rate_limits: tuple[str, ...],
+    host_concurrency: tuple[str, ...],
+    signing_key: str | None,
+    sign: str | None,
+    primary_registry: str | None,
+    signing_identity: str | None,
+    signature_annotations: tuple[str, ...],
+    copy_attached: str | None,
+    max_signature_ops: int,
+    max_signature_copies: int,
+) -> None:
+    output = output or "text"
+    if output not in ("text", "json"):
+        raise click.UsageError(f"--output={output}: choose text or json")
+    validated = load_and_validate(list(manifests), list(thin_dirs))
+    print_diagnostics(validated.warnings)
+    setup = signing_setup(
+        validated.manifests,
+        signing_key=signing_key,
+        sign=sign,
+        primary_registry=primary_registry,
+        signing_identity=signing_identity,
+        signature_annotations=signature_annotations,
+        copy_attached=copy_attached,
+        max_signature_ops=max_signature_ops,
+        max_signature_copies=max_signature_copies,
+    )
+    verifier = _verifier(verify_key, setup)
+    if setup is None:
+        # Repairs by merging need no signer; signing anew does.
+        setup = SigningSetup(SignatureService(None), SigningPolicy(primary=primary_registry))
+    groups = select(
+        validated, Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
+    )
+    pool = RegistryPool(
+        options=NetworkOptions.from_environment(
+            insecure_registries=frozenset(insecure), ca_file=ca_file
+        ),
+        limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
+        credentials=credential_store(validated.manifests),
+    )
+    result = asyncio.run(_check(groups, pool, verifier, setup, confirm, concurrency))
+    if output == "json":
+        click.echo(sigcheck_json(result, confirm=confirm))
+    else:
+        click.echo(sigcheck_text(result, confirm=confirm))
+    if not result.ok:
+        sys.exit(int(ExitCode.FAILED))
+
+
+def _verifier(verify_key: str | None, setup: SigningSetup | None) -> Verifier:
+    signer = setup.service.signer if setup is not None else None
+    if verify_key is None:
+        if signer is None:
+            raise UsageError("sigcheck needs --verify-key FILE (or --signing-key)")
+        return signer.verifier()
+    verifier = KeyVerifier(load_public_key(verify_key))
+    if signer is not None and signer.identity != verifier.identity:
+        raise UsageError(
+            f"--signing-key is not the private half of --verify-key={verify_key}: "
+            "its repairs would not verify"
+        )
+    return verifier
+
+
+async def _check(
+    groups: list[EdgeGroup],
+    pool: RegistryPool,
+    verifier: Verifier,
+    setup: SigningSetup,
+    confirm: bool,
+    concurrency: int,
+) -> SigcheckResult:
+    async with pool:
+        result = await check_signatures(groups, pool, verifier, concurrency=concurrency)
+        if confirm and (result.findings or result.errors):
+            result = await repair_signatures(result, groups, pool, setup)
+    return result
