@@ -67,14 +67,13 @@ async def sign_phase(
     by_group: dict[int, list[Verdict]] = {}
     for verdict in plan.signature_steps():
         by_group.setdefault(verdict.group, []).append(verdict)
+    verdict_at = {(v.group, v.destination.name): v for v in plan.verdicts if v.group in by_group}
 
     async def one_digest(index: int, steps: list[Verdict]) -> list[SignResult]:
         group = plan.groups[index]
         primary = setup.policy.primary_of(group)
         primary_place = Place(*pool.locate(primary, group.image))
-        primary_verdict = next(
-            (v for v in plan.verdicts if v.group == index and v.destination == primary), None
-        )
+        primary_verdict = verdict_at.get((index, primary.name))
         results: list[SignResult] = []
         problem: str | None = None
         if primary_verdict is None or primary_verdict.action not in SIGNED_ACTIONS:
