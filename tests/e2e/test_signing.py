@@ -8,15 +8,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cip.plan.planner import Action, SigningPolicy
+from cip.promote.pipeline import RunOutcome, load_and_validate, run_phases
+from cip.promote.signing import SigningSetup
 from cip.registry.connect import open_http_registry
+from cip.registry.pool import RegistryPool
 from cip.trust.attached import signature_tag
 from cip.trust.keys import load_private_key
 from cip.trust.signer import KeySigner, sign_layer
+from cip.trust.signing import SignatureService
 from cip.trust.store import AttachedWriter, Incoming
 from tests.e2e.conftest import push_images, run_cip, writes
 from tests.e2e.signatures import all_digests, delete_signature, signature_layers, verified_by
 from tests.e2e.test_dry_run import manifest
 from tests.e2e.test_promote import dmap
+from tests.lab.fault_proxy import PASS, Fault, FaultProxy, ProxyRequest, status
 from tests.lab.images import Image, docker_manifest_list, oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry
 from tests.trust.keyfiles import KeyPair, openssl_keypair
@@ -68,14 +74,15 @@ def test_every_promoted_digest_signed_once_on_every_mirror_and_a_rerun_costs_not
     plain_marks = {m.host: m.mark() for m in (staging, *mirrors)}
     plain = run_cip("run", "--manifest", str(path), "--confirm", "--sign=false")
     assert plain.returncode == 0, plain.stdout + plain.stderr
-    plain_counts = {m.host: len(m.requests_since(plain_marks[m.host])) for m in mirrors}
+    labs = (staging, *mirrors)
+    plain_counts = {m.host: len(m.requests_since(plain_marks[m.host])) for m in labs}
     marks = {m.host: m.mark() for m in (staging, *mirrors)}
     again = run_cip("run", "--manifest", str(path), "--confirm", "--signing-key", str(keys.private))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "phase sign: 0 signatures made, 0 replicated" in again.stderr
     for lab in (staging, *mirrors):
         assert writes(lab, marks[lab.host]) == []
-    assert {m.host: len(m.requests_since(marks[m.host])) for m in mirrors} == plain_counts
+    assert {m.host: len(m.requests_since(marks[m.host])) for m in labs} == plain_counts
 
 
 def test_copy_only_run_then_signing_run_and_deleted_signatures_restored(
@@ -168,3 +175,47 @@ def run_cip_signing_elsewhere(
             )  # fmt: skip
 
     asyncio.run(write())
+
+
+def test_a_signing_failure_fails_the_image_keeps_the_copy_and_the_next_run_signs(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, mirror = registry_factory(), registry_factory()
+    refused, fine = oci_image(311), oci_image(312)
+    push_images(staging, [("refused", refused, "1"), ("fine", fine, "1")])
+    keys = openssl_keypair(tmp_path / "keys")
+    images = dmap("refused", refused, "1") + dmap("fine", fine, "1")
+
+    def refuse_signature_of_refused(request: ProxyRequest) -> Fault:
+        # The registry forbids the `.sig` tag of one image: a permanent, non-retryable refusal.
+        if request.method == "PUT" and "/refused/manifests/sha256-" in request.path:
+            return status(403)
+        return PASS
+
+    async def first_run() -> RunOutcome:
+        async with FaultProxy(mirror.host, refuse_signature_of_refused) as proxy:
+            path = manifest(tmp_path / "proxy.yaml", staging.host, [proxy.host], images)
+            validated = load_and_validate([str(path)], [])
+            setup = SigningSetup(
+                SignatureService(KeySigner(load_private_key(str(keys.private)))), SigningPolicy()
+            )
+            async with RegistryPool() as pool:
+                return await run_phases(validated.groups, pool, confirm=True, signing=setup)
+
+    outcome = asyncio.run(first_run())
+    by_image = {outcome.plan.groups[v.group].image: v for v in outcome.plan.verdicts}
+    assert by_image["refused"].action is Action.FAILED
+    assert "signing failed" in (by_image["refused"].error or "")
+    assert by_image["fine"].action is Action.COPY
+    assert outcome.plan.has_problems
+    assert signature_layers(mirror, "refused", refused.digest) is None
+    assert signature_layers(mirror, "fine", fine.digest) is not None
+    direct = manifest(tmp_path / "m.yaml", staging.host, [mirror.host], images)
+    plan = run_cip("run", "--manifest", str(direct), "--signing-key", str(keys.private))
+    assert "refused  " in plan.stdout and "present 1, sign 1" in plan.stdout  # copy kept
+    rerun = run_cip("run", "--manifest", str(direct), "--confirm", "--signing-key",
+                    str(keys.private))  # fmt: skip
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    layers = signature_layers(mirror, "refused", refused.digest)
+    assert layers is not None
+    assert verified_by(keys.public, layers, refused.digest, tmp_path / "v")

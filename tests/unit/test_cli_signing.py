@@ -3,12 +3,18 @@ promotion between OCI layout folders that openssl verifies."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from cip.registry.layout import open_layout
+from cip.trust.attached import signature_tag
+from cip.trust.keys import load_private_key
+from cip.trust.signer import KeySigner, sign_layer
+from cip.trust.store import AttachedWriter, Incoming, read_attached, read_blob
 from tests.cli import REPO, run_cip
 from tests.trust.keyfiles import DATA, VECTOR_PASSWORD, openssl_keypair, openssl_verifies
 
@@ -85,3 +91,40 @@ def test_signing_between_layout_folders_verifies_with_openssl(demo: Path, tmp_pa
     again = run_cip(*args, "--output=json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["signatures"] == {"sign": 0, "replicate-signature": 0}
+
+
+def test_staging_signatures_are_merged_first_unless_copy_attached_is_false(
+    demo: Path, tmp_path: Path
+) -> None:
+    keys, theirs = openssl_keypair(tmp_path / "ours"), openssl_keypair(tmp_path / "theirs")
+    hello = "sha256:f276d35308f97ab98f1aca11033dba59932bec2edacece81a3691fcbcbf695c5"
+
+    async def sign_in_staging() -> None:
+        staging = open_layout(demo.parent / "staging")
+        layer = sign_layer(KeySigner(load_private_key(str(theirs.private))), b"staging's")
+        await AttachedWriter().merge(
+            staging, "hello", signature_tag(hello), [Incoming(layer.descriptor, layer.payload)]
+        )
+
+    asyncio.run(sign_in_staging())
+    args = ("run", "--manifest", str(demo), "--confirm", "--signing-key", str(keys.private))
+    copied = demo.parent / "production"
+    done = run_cip(*args, "--image", "hello")
+    assert done.returncode == 0, done.stderr
+    assert _payloads(copied, hello)[0] == b"staging's"
+    assert len(_payloads(copied, hello)) == 2
+    shutil.rmtree(copied)
+    done = run_cip(*args, "--image", "hello", "--copy-attached=false")
+    assert done.returncode == 0, done.stderr
+    [ours] = _payloads(copied, hello)
+    assert json.loads(ours)["critical"]["image"]["docker-manifest-digest"] == hello
+
+
+def _payloads(layouts: Path, digest: str) -> list[bytes]:
+    async def read() -> list[bytes]:
+        layout = open_layout(layouts)
+        manifest = await read_attached(layout, "hello", signature_tag(digest))
+        assert manifest is not None
+        return [await read_blob(layout, "hello", d.digest) for d in manifest.parse().layers]
+
+    return asyncio.run(read())

@@ -152,6 +152,10 @@ def run_command(
         raise click.UsageError("--snapshot and --manifest-based-snapshot-of exclude each other")
     if (snapshot_tag or minimal_snapshot) and snapshot is None:
         raise click.UsageError("--snapshot-tag and --minimal-snapshot need --snapshot")
+    if (signing_key is not None or sign is not None) and (parse_only or snapshot_mode):
+        raise click.UsageError(
+            "--signing-key and --sign cannot be combined with --parse-only or a snapshot"
+        )
     if confirm and (parse_only or snapshot_mode):
         raise click.UsageError("--confirm cannot be combined with --parse-only or a snapshot")
     if sum(x is not None for x in (diff_base, manifest_diff_since)) + use_prow_manifest_diff > 1:

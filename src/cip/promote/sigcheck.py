@@ -157,22 +157,22 @@ async def repair_signatures(
         if target is None:
             return finding
         place = Place(*pool.locate(target, finding.image))
+        group = candidates[0][0]
+        reference = setup.reference(setup.policy.primary_of(group).name, finding.image)
         for _, other in candidates:
             if other.name == finding.registry or (other.name, finding.image, finding.digest) in bad:
                 continue
             try:
                 await service.replicate(
-                    Place(*pool.locate(other, finding.image)), place, finding.digest
+                    Place(*pool.locate(other, finding.image)), place, finding.digest, reference
                 )
             except (CipError, OSError):
                 continue
             return replace(finding, repaired=f"merged from {other.name}")
         if service.signer is None:
             return replace(finding, repair_error="no valid signature elsewhere and no signer")
-        group = candidates[0][0]
-        primary = setup.policy.primary_of(group)
         try:
-            await service.sign(place, finding.digest, setup.reference(primary.name, finding.image))
+            await service.sign(place, finding.digest, reference)
         except (CipError, OSError) as error:
             message = error.message if isinstance(error, CipError) else str(error)
             return replace(finding, repair_error=message)

@@ -74,6 +74,7 @@ async def sign_phase(
         primary = setup.policy.primary_of(group)
         primary_place = Place(*pool.locate(primary, group.image))
         primary_verdict = verdict_at.get((index, primary.name))
+        reference = setup.reference(primary.name, group.image)
         results: list[SignResult] = []
         problem: str | None = None
         if primary_verdict is None or primary_verdict.action not in SIGNED_ACTIONS:
@@ -85,7 +86,7 @@ async def sign_phase(
                         await service.sign(
                             primary_place,
                             group.digest,
-                            setup.reference(primary.name, group.image),
+                            reference,
                             Place(*pool.locate(group.source, group.image)),
                         )
                 except (CipError, OSError) as error:
@@ -102,7 +103,7 @@ async def sign_phase(
             try:
                 async with copies:
                     target = Place(*pool.locate(verdict.destination, group.image))
-                    await service.replicate(primary_place, target, group.digest)
+                    await service.replicate(primary_place, target, group.digest, reference)
             except (CipError, OSError) as error:
                 return SignResult(verdict, f"signature not replicated: {_message(error)}")
             return SignResult(verdict)

@@ -145,17 +145,30 @@ class SignatureService:
     def signer_of(self, layer: Descriptor) -> str | None:
         return self._known.signer_of(layer)
 
-    async def replicate(self, source: Place, target: Place, digest: str) -> None:
-        """Merge the `.sig` of `digest` (and of every child) from `source` into `target`."""
+    async def replicate(
+        self, source: Place, target: Place, digest: str, reference: str | None = None
+    ) -> None:
+        """Merge the `.sig` of `digest` (and of every child) from `source` into `target`.
+
+        With the `reference` cip signs for, the payload is known, so a layer of the target
+        signed by cip's key for it counts as the same signature as the source's (ECDSA
+        signatures differ each time): a re-signed primary does not add a second one.
+        """
         await self._once(
             ("replicate", id(source.registry), source.repository, id(target.registry),
              target.repository, digest),
-            lambda: self._replicate(source, target, digest),
+            lambda: self._replicate(source, target, digest, reference),
         )  # fmt: skip
 
-    async def _replicate(self, source: Place, target: Place, digest: str) -> None:
+    async def _replicate(
+        self, source: Place, target: Place, digest: str, reference: str | None
+    ) -> None:
         children = await self._children(source, digest)
-        await asyncio.gather(*(self.replicate(source, target, c.digest) for c in children))
+        await asyncio.gather(
+            *(self.replicate(source, target, c.digest, reference) for c in children)
+        )
+        if reference is not None:
+            self.payload_for(reference, digest)
         tag = signature_tag(digest)
         theirs = await self._once(
             ("sig", id(source.registry), source.repository, digest),
