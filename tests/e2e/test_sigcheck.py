@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.conftest import run_cip, writes
+from cip.oci.media import Descriptor, compute_digest
+from cip.registry.connect import open_http_registry
+from cip.trust.attached import attached_tag
+from cip.trust.store import AttachedWriter, Incoming
+from tests.e2e.conftest import push_images, run_cip, writes
 from tests.e2e.signatures import all_digests, delete_signature, signature_layers, verified_by
+from tests.e2e.test_dry_run import manifest
+from tests.e2e.test_promote import dmap, skopeo_raw
 from tests.e2e.test_signing import _assert_signed_once_everywhere, _setup
+from tests.lab.images import artifact, oci_image, referrers_index
 from tests.lab.registry_lab import LabRegistry
 
 
@@ -96,3 +104,47 @@ def test_replicate_signatures_fills_a_mirror_and_then_writes_nothing(
     layers = signature_layers(emptied, "prod/app", catalog["app"].digest)
     assert layers is not None
     assert verified_by(keys.public, layers, catalog["app"].digest, tmp_path / "x")
+
+
+def test_replicate_signatures_merges_attestations_and_referrers_indexes(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging, primary, mirror = registry_factory(), registry_factory(), registry_factory()
+    image = oci_image(320)
+    sbom = artifact(321, "application/spdx+json", subject=image)
+    push_images(staging, [("app", image, "1")])
+    push_images(primary, [("app", image, "1"), ("app", sbom, None)])
+    push_images(primary, [("app", referrers_index([sbom]), attached_tag(image.digest, None))])
+    push_images(mirror, [("app", image, "1")])
+    envelope = b'{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}'
+    attestation = Descriptor(
+        "application/vnd.dsse.envelope.v1+json", compute_digest(envelope), len(envelope),
+        annotations={"predicateType": "https://slsa.dev/provenance/v1"},
+    )  # fmt: skip
+    write_attached(primary, "app", attached_tag(image.digest, "att"), attestation, envelope)
+    path = manifest(tmp_path / "m.yaml", staging.host, [primary.host, mirror.host],
+                    dmap("app", image, "1"))  # fmt: skip
+
+    filled = run_cip("replicate-signatures", "--manifest", str(path), "--confirm", "--output=json")
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    merged = {m["tag"]: m["added"] for m in json.loads(filled.stdout)["merges"]}
+    assert merged == {attached_tag(image.digest, "att"): 1, attached_tag(image.digest, None): 1}
+    assert skopeo_raw(f"{mirror.host}/app@{sbom.digest}") == sbom.manifest  # referrer copied
+    index = json.loads(skopeo_raw(f"{mirror.host}/app:{attached_tag(image.digest, None)}"))
+    assert [d["digest"] for d in index["manifests"]] == [sbom.digest]
+    att = json.loads(skopeo_raw(f"{mirror.host}/app:{attached_tag(image.digest, 'att')}"))
+    assert [layer["digest"] for layer in att["layers"]] == [attestation.digest]
+    mark = mirror.mark()
+    again = run_cip("replicate-signatures", "--manifest", str(path), "--confirm")
+    assert again.returncode == 0
+    assert writes(mirror, mark) == []
+
+
+def write_attached(
+    lab: LabRegistry, repository: str, tag: str, layer: Descriptor, data: bytes
+) -> None:
+    async def write() -> None:
+        async with open_http_registry(lab.host) as client:
+            await AttachedWriter().merge(client, repository, tag, [Incoming(layer, data)])
+
+    asyncio.run(write())

@@ -68,7 +68,10 @@ def test_sign_false_with_a_key_signs_nothing(demo: Path, monkeypatch: pytest.Mon
 def test_signing_between_layout_folders_verifies_with_openssl(demo: Path, tmp_path: Path) -> None:
     keys = openssl_keypair(tmp_path / "keys")
     args = ("run", "--manifest", str(demo), "--signing-key", str(keys.private))
-    done = run_cip(*args, "--confirm", "--signature-annotation", "team=release")
+    done = run_cip(
+        *args, "--confirm", "--signature-annotation", "team=release",
+        "--signing-identity", "registry.k8s.io",
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # hello, and web: an index with two children.
     assert "phase sign: 4 signatures made" in done.stderr
@@ -86,6 +89,7 @@ def test_signing_between_layout_folders_verifies_with_openssl(demo: Path, tmp_pa
         signed = json.loads(payload)["critical"]["image"]["docker-manifest-digest"]
         assert tag == signed.replace(":", "-") + ".sig"
         assert b'"optional":{"team":"release"}' in payload
+        assert b'"docker-reference":"registry.k8s.io/web"' in payload
         signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
         assert openssl_verifies(keys.public, payload, signature, tmp_path / tag)
     again = run_cip(*args, "--output=json")
