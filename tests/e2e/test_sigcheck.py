@@ -12,10 +12,16 @@ from cip.registry.connect import open_http_registry
 from cip.trust.attached import attached_tag
 from cip.trust.store import AttachedWriter, Incoming
 from tests.e2e.conftest import push_images, run_cip, writes
-from tests.e2e.signatures import all_digests, delete_signature, signature_layers, verified_by
+from tests.e2e.signatures import (
+    all_digests,
+    assert_signed_once_everywhere,
+    delete_signature,
+    signature_layers,
+    signing_lab,
+    verified_by,
+)
 from tests.e2e.test_dry_run import manifest
 from tests.e2e.test_promote import dmap, skopeo_raw
-from tests.e2e.test_signing import _assert_signed_once_everywhere, _setup
 from tests.lab.images import artifact, oci_image, referrers_index
 from tests.lab.registry_lab import LabRegistry
 
@@ -23,7 +29,7 @@ from tests.lab.registry_lab import LabRegistry
 def test_sigcheck_names_a_deleted_mirror_signature_and_confirm_repairs_it(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    _, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    _, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     signing = ("--signing-key", str(keys.private))
     done = run_cip("run", "--manifest", str(path), "--confirm", *signing)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -54,13 +60,13 @@ def test_sigcheck_names_a_deleted_mirror_signature_and_confirm_repairs_it(
     assert after.returncode == 0, after.stdout + after.stderr
     rerun = run_cip("run", "--manifest", str(path), "--confirm", *signing)
     assert rerun.returncode == 0
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
 
 
 def test_sigcheck_signs_when_no_destination_has_a_valid_signature(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    _, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    _, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     assert run_cip("run", "--manifest", str(path), "--confirm").returncode == 0  # unsigned
     check = ("sigcheck", "--manifest", str(path), "--verify-key", str(keys.public))
     found = run_cip(*check)
@@ -71,13 +77,13 @@ def test_sigcheck_signs_when_no_destination_has_a_valid_signature(
     assert "not repaired, no valid signature elsewhere and no signer" in not_repaired.stdout
     fixed = run_cip(*check, "--confirm", "--signing-key", str(keys.private))
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
 
 
 def test_replicate_signatures_fills_a_mirror_and_then_writes_nothing(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    _, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    _, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     done = run_cip("run", "--manifest", str(path), "--confirm", "--signing-key", str(keys.private))
     assert done.returncode == 0, done.stdout + done.stderr
     emptied = mirrors[2]
@@ -94,7 +100,7 @@ def test_replicate_signatures_fills_a_mirror_and_then_writes_nothing(
 
     filled = run_cip("replicate-signatures", "--manifest", str(path), "--confirm")
     assert filled.returncode == 0, filled.stdout + filled.stderr
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v")
     marks = {m.host: m.mark() for m in mirrors}
     again = run_cip("replicate-signatures", "--manifest", str(path), "--confirm")
     assert again.returncode == 0

@@ -19,45 +19,26 @@ from cip.trust.signer import KeySigner, sign_layer
 from cip.trust.signing import SignatureService
 from cip.trust.store import AttachedWriter, Incoming
 from tests.e2e.conftest import push_images, run_cip, writes
-from tests.e2e.signatures import all_digests, delete_signature, signature_layers, verified_by
+from tests.e2e.signatures import (
+    all_digests,
+    assert_signed_once_everywhere,
+    delete_signature,
+    signature_layers,
+    signing_lab,
+    verified_by,
+)
 from tests.e2e.test_dry_run import manifest
 from tests.e2e.test_promote import dmap
 from tests.lab.fault_proxy import PASS, Fault, FaultProxy, ProxyRequest, status
-from tests.lab.images import Image, docker_manifest_list, oci_image, oci_index
+from tests.lab.images import oci_image
 from tests.lab.registry_lab import LabRegistry
 from tests.trust.keyfiles import KeyPair, openssl_keypair
-
-
-def _setup(
-    registry_factory: Callable[..., LabRegistry], tmp_path: Path
-) -> tuple[LabRegistry, list[LabRegistry], dict[str, Image], Path, KeyPair]:
-    staging = registry_factory()
-    mirrors = [registry_factory() for _ in range(3)]
-    catalog = {"app": oci_image(301), "multi": oci_index(302), "list": docker_manifest_list(303)}
-    push_images(staging, [(f"stage/{n}", image, "src") for n, image in catalog.items()])
-    images = "".join(dmap(name, image, "1.0") for name, image in catalog.items())
-    path = manifest(
-        tmp_path / "m.yaml", f"{staging.host}/stage", [f"{m.host}/prod" for m in mirrors], images
-    )
-    return staging, mirrors, catalog, path, openssl_keypair(tmp_path / "keys")
-
-
-def _assert_signed_once_everywhere(
-    mirrors: list[LabRegistry], catalog: dict[str, Image], keys: KeyPair, scratch: Path
-) -> None:
-    for mirror in mirrors:
-        for name, image in catalog.items():
-            for digest in all_digests([image]):
-                layers = signature_layers(mirror, f"prod/{name}", digest)
-                assert layers is not None, f"{mirror.host}/prod/{name}@{digest} unsigned"
-                good = verified_by(keys.public, layers, digest, scratch)
-                assert len(good) == 1 == len(layers), (mirror.host, name, digest, layers)
 
 
 def test_every_promoted_digest_signed_once_on_every_mirror_and_a_rerun_costs_nothing(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    staging, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    staging, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     dry = run_cip("run", "--manifest", str(path), "--signing-key", str(keys.private))
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "Signatures: sign 3, replicate-signature 6 (planned)" in dry.stdout
@@ -65,7 +46,7 @@ def test_every_promoted_digest_signed_once_on_every_mirror_and_a_rerun_costs_not
     assert done.returncode == 0, done.stdout + done.stderr
     # 3 images, an index of 2 and a list of 3: 8 digests, on 2 mirrors beside the primary.
     assert "phase sign: 8 signatures made, 16 replicated, 0 failed" in done.stderr
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v1")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v1")
     # The signed identity is the primary (first) destination's reference.
     layers = signature_layers(mirrors[2], "prod/app", catalog["app"].digest)
     assert layers is not None
@@ -88,7 +69,7 @@ def test_every_promoted_digest_signed_once_on_every_mirror_and_a_rerun_costs_not
 def test_copy_only_run_then_signing_run_and_deleted_signatures_restored(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    _, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    _, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     copy_only = run_cip("run", "--manifest", str(path), "--confirm")
     assert copy_only.returncode == 0, copy_only.stdout + copy_only.stderr
     assert signature_layers(mirrors[0], "prod/app", catalog["app"].digest) is None
@@ -98,7 +79,7 @@ def test_copy_only_run_then_signing_run_and_deleted_signatures_restored(
     assert '"sign": 3' in dry.stdout and '"replicate-signature": 6' in dry.stdout
     signed = run_cip("run", "--manifest", str(path), "--confirm", *signing)
     assert signed.returncode == 0, signed.stdout + signed.stderr
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v1")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v1")
 
     delete_signature(mirrors[0], "prod/multi", catalog["multi"].digest)  # the primary
     delete_signature(mirrors[2], "prod/app", catalog["app"].digest)  # a mirror
@@ -106,13 +87,13 @@ def test_copy_only_run_then_signing_run_and_deleted_signatures_restored(
     assert "Signatures: sign 1, replicate-signature 1 (planned)" in plan.stdout
     repaired = run_cip("run", "--manifest", str(path), "--confirm", *signing)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    _assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v2")
+    assert_signed_once_everywhere(mirrors, catalog, keys, tmp_path / "v2")
 
 
 def test_two_concurrent_runs_and_a_rerun_leave_valid_signatures_and_lose_no_layer(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
-    staging, mirrors, catalog, path, keys = _setup(registry_factory, tmp_path)
+    staging, mirrors, catalog, path, keys = signing_lab(registry_factory, tmp_path)
     theirs = openssl_keypair(tmp_path / "theirs")
     app, listed = catalog["app"].digest, catalog["list"].digest
     # A signature staging holds for app: merged in as upstream copies it, on every mirror.
