@@ -46,7 +46,7 @@ def test_sigcheck_names_a_deleted_mirror_signature_and_confirm_repairs_it(
     assert f"child of multi@{catalog['multi'].digest}" in found.stdout
     as_json = json.loads(run_cip(*check, "--output=json").stdout)
     assert as_json["ok"] is False
-    [finding] = as_json["findings"]
+    [finding] = as_json["signature_check"]["findings"]
     assert (finding["registry"], finding["digest"], finding["problem"]) == (
         f"{mirrors[1].host}/prod", child, "missing"
     )  # fmt: skip
@@ -133,7 +133,7 @@ def test_replicate_signatures_merges_attestations_and_referrers_indexes(
 
     filled = run_cip("replicate-signatures", "--manifest", str(path), "--confirm", "--output=json")
     assert filled.returncode == 0, filled.stdout + filled.stderr
-    merged = {m["tag"]: m["added"] for m in json.loads(filled.stdout)["merges"]}
+    merged = {m["tag"]: m["added"] for m in json.loads(filled.stdout)["replication"]["merges"]}
     assert merged == {attached_tag(image.digest, "att"): 1, attached_tag(image.digest, None): 1}
     assert skopeo_raw(f"{mirror.host}/app@{sbom.digest}") == sbom.manifest  # referrer copied
     index = json.loads(skopeo_raw(f"{mirror.host}/app:{attached_tag(image.digest, None)}"))

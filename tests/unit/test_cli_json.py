@@ -85,7 +85,7 @@ def test_invalid_manifest_gives_diagnostics_with_file_line_column(tmp_path: Path
         # found by click once --output was read (it is read first, wherever it stands)
         (["--concurrency", "many"], "'many' is not a valid integer"),
         (["--confirm=maybe"], "'maybe' is not a boolean"),
-        (["--sign"], "--sign is not supported yet"),
+        (["--sign"], "--sign needs a signer"),
         # found before any flag was read: the command line itself says JSON
         (["--no-such-flag"], "--no-such-flag"),
     ],

@@ -88,10 +88,10 @@ def test_kpromo_flags_not_supported_yet_are_refused_by_name(demo: Path, flag: Pe
     assert not (demo.parent / "production").exists()  # refused before anything ran
 
 
-def test_sign_true_is_refused_and_sign_false_is_what_cip_does(demo: Path) -> None:
+def test_sign_true_without_a_signer_is_refused_and_sign_false_is_accepted(demo: Path) -> None:
     refused = run_cip("run", "--manifest", str(demo), "--sign=true")
     assert refused.returncode == 2
-    assert "--sign is not supported yet" in refused.stderr
+    assert "--sign needs a signer" in refused.stderr
     accepted = run_cip("run", "--manifest", str(demo), "--sign=false")
     assert accepted.returncode == 0, accepted.stderr
 

@@ -39,7 +39,7 @@ def test_signing_flags_that_cannot_work_are_usage_errors(
 ) -> None:
     manifest = ("--manifest", str(demo))
     assert "--sign needs a signer" in _usage_error(*manifest, "--sign")
-    assert "expected true or false" in _usage_error(*manifest, "--sign=maybe")
+    assert "'maybe' is not a boolean" in _usage_error(*manifest, "--sign=maybe")
     assert "gcpkms keys are not supported" in _usage_error(
         *manifest, "--signing-key", "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k"
     )

@@ -60,6 +60,11 @@ def _dry_run(ctx: click.Context | None) -> bool | None:
     return not ctx.params["confirm"]
 
 
+def _command(ctx: click.Context | None) -> str:
+    """The command whose document an error answers: a subcommand's name, else `run`."""
+    return (ctx.command.name or "run") if ctx is not None else "run"
+
+
 def fail(
     message: str,
     diagnostics: Sequence[Diagnostic],
@@ -70,7 +75,11 @@ def fail(
     """Print `message` on stderr; with --output=json, the error document on stdout; exit."""
     click.echo(message, err=True)
     if _wants_json(ctx, args):
-        click.echo(error_json(diagnostics, exit_code=exit_code, dry_run=_dry_run(ctx)))
+        click.echo(
+            error_json(
+                diagnostics, exit_code=exit_code, dry_run=_dry_run(ctx), command=_command(ctx)
+            )
+        )
     sys.exit(exit_code)
 
 
@@ -113,7 +122,14 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
         ctx = error.ctx
         diagnostic = Diagnostic(error.format_message())
         if _wants_json(ctx, argv):
-            click.echo(error_json((diagnostic,), exit_code=error.exit_code, dry_run=_dry_run(ctx)))
+            click.echo(
+                error_json(
+                    (diagnostic,),
+                    exit_code=error.exit_code,
+                    dry_run=_dry_run(ctx),
+                    command=_command(ctx),
+                )
+            )
         sys.exit(error.exit_code)
     except click.ClickException as error:
         error.show()

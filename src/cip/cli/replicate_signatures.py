@@ -8,12 +8,13 @@ import sys
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.kpromo import KpromoCommand
 from cip.cli.options import manifest_options, network_options, output_option, selection_options
 from cip.cli.run import credential_store
 from cip.errors import ExitCode
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
-from cip.promote.pipeline import Selection, load_and_validate, select
+from cip.promote.pipeline import Selection, load_and_validate, request_table, select
 from cip.promote.replicate import ReplicationResult, replicate_attached
 from cip.registry.pool import RegistryPool
 from cip.report.signatures import replication_json, replication_text
@@ -29,7 +30,7 @@ Exit codes: 0 ok; 1 a tag could not be read or merged; 2 invalid manifests or us
 """
 
 
-@click.command("replicate-signatures", help=HELP)
+@click.command("replicate-signatures", cls=KpromoCommand, help=HELP)
 @manifest_options
 @click.option("--confirm", is_flag=True, help="Write to the mirrors.")
 @click.option("--primary-registry", metavar="REG",
@@ -81,7 +82,14 @@ def replicate_signatures_command(
     policy = SigningPolicy(primary=primary_registry)
     result = asyncio.run(_replicate(groups, pool, policy, confirm, max_signature_copies))
     if output == "json":
-        click.echo(replication_json(result, dry_run=not confirm))
+        click.echo(
+            replication_json(
+                result,
+                dry_run=not confirm,
+                warnings=validated.warnings,
+                requests=request_table(pool),
+            )
+        )
     else:
         click.echo(replication_text(result, dry_run=not confirm))
     if result.failures:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.kpromo import KpromoCommand
 from cip.cli.options import (
     manifest_options,
     network_options,
@@ -20,7 +21,7 @@ from cip.cli.signing import signing_setup
 from cip.errors import ExitCode, UsageError
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
-from cip.promote.pipeline import Selection, load_and_validate, select
+from cip.promote.pipeline import Selection, load_and_validate, request_table, select
 from cip.promote.sigcheck import SigcheckResult, check_signatures, repair_signatures
 from cip.promote.signing import SigningSetup
 from cip.registry.pool import RegistryPool
@@ -41,7 +42,7 @@ Exit codes: 0 every signature valid (or repaired); 1 missing or invalid signatur
 """
 
 
-@click.command("sigcheck", help=HELP)
+@click.command("sigcheck", cls=KpromoCommand, help=HELP)
 @manifest_options
 @click.option("--verify-key", metavar="FILE", help="The PEM public key signatures must verify with "
               "(default: the public half of --signing-key).")  # fmt: skip
@@ -67,11 +68,11 @@ def sigcheck_command(
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
     signing_key: str | None,
-    sign: str | None,
+    sign: bool | None,
     primary_registry: str | None,
     signing_identity: str | None,
     signature_annotations: tuple[str, ...],
-    copy_attached: str | None,
+    copy_attached: bool,
     max_signature_ops: int,
     max_signature_copies: int,
 ) -> None:
@@ -107,7 +108,14 @@ def sigcheck_command(
     )
     result = asyncio.run(_check(groups, pool, verifier, setup, confirm, concurrency))
     if output == "json":
-        click.echo(sigcheck_json(result, confirm=confirm))
+        click.echo(
+            sigcheck_json(
+                result,
+                confirm=confirm,
+                warnings=validated.warnings,
+                requests=request_table(pool),
+            )
+        )
     else:
         click.echo(sigcheck_text(result, confirm=confirm))
     if not result.ok:

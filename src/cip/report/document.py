@@ -20,10 +20,14 @@ from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
 
-SCHEMA_VERSION = 2  # 2: signature steps (`signatures`, a destination's `signature`)
+# 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
+# `cip replicate-signatures` documents (`command`, `signature_check`, `replication`).
+SCHEMA_VERSION = 2
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
+
+COMMANDS = ("run", "sigcheck", "replicate-signatures")  # what writes a document
 
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
@@ -33,7 +37,7 @@ def diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
     return dict(asdict(diagnostic))
 
 
-def _document(
+def render_document(
     *,
     exit_code: int,
     dry_run: bool | None,
@@ -44,11 +48,15 @@ def _document(
     warnings: Iterable[Diagnostic] = (),
     requests: RequestTable | None = None,
     interruption: dict[str, object] | None = None,
+    command: str = "run",
+    signature_check: dict[str, object] | None = None,
+    replication: dict[str, object] | None = None,
 ) -> str:
+    """The one document every command writes; keys that do not apply are null or empty."""
     counts = plan.edge_counts() if plan is not None else {}
     document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
-        "command": "run",
+        "command": command if command in COMMANDS else "run",
         "ok": exit_code == ExitCode.OK,
         "exit_code": exit_code,
         "interrupted": interruption is not None,
@@ -64,6 +72,8 @@ def _document(
         "warnings": [diagnostic_json(d) for d in warnings],
         "requests": {host: dict(table) for host, table in (requests or {}).items()},
         "interruption": interruption,
+        "signature_check": signature_check,
+        "replication": replication,
     }
     return json.dumps(document, indent=2)
 
@@ -111,7 +121,7 @@ def _images(plan: Plan) -> list[dict[str, object]]:
 
 def parse_summary_json(summary: EdgeSummary, warnings: list[Diagnostic]) -> str:
     """`--parse-only`: the manifests' numbers and warnings; nothing planned, nothing read."""
-    return _document(exit_code=ExitCode.OK, dry_run=True, summary=summary, warnings=warnings)
+    return render_document(exit_code=ExitCode.OK, dry_run=True, summary=summary, warnings=warnings)
 
 
 def plan_json(
@@ -125,7 +135,7 @@ def plan_json(
 ) -> str:
     """A planned (dry run) or executed run; `stats` of the writes when it was executed."""
     exit_code = ExitCode.FAILED if plan.has_problems else ExitCode.OK
-    return _document(
+    return render_document(
         exit_code=exit_code,
         dry_run=dry_run,
         summary=summary,
@@ -141,6 +151,7 @@ def error_json(
     *,
     exit_code: int = ExitCode.BAD_INPUT,
     dry_run: bool | None = None,
+    command: str = "run",
 ) -> str:
     """A run that stopped on bad input (invalid manifests, usage) or an error it cannot pass.
 
@@ -148,7 +159,8 @@ def error_json(
     it were never read.
     """
     items = list(diagnostics)
-    return _document(
+    return render_document(
+        command=command,
         exit_code=exit_code,
         dry_run=dry_run,
         errors=[d for d in items if d.severity == "error"],
@@ -166,7 +178,7 @@ def interrupted_json(
     requests: RequestTable | None = None,
 ) -> str:
     """A run stopped by SIGINT or SIGTERM; counts are null when the edges were not known yet."""
-    return _document(
+    return render_document(
         exit_code=INTERRUPT_EXIT_CODES[signal],
         dry_run=dry_run,
         warnings=warnings,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict
 
+from cip.errors import Diagnostic, ExitCode
 from cip.promote.replicate import ReplicationResult
 from cip.promote.sigcheck import SigcheckResult, SignatureFinding
+from cip.report.document import RequestTable, render_document
 
 
 def _finding_line(finding: SignatureFinding) -> str:
@@ -42,14 +43,20 @@ def sigcheck_text(result: SigcheckResult, *, confirm: bool) -> str:
     return "\n".join(out)
 
 
-def sigcheck_json(result: SigcheckResult, *, confirm: bool) -> str:
-    document = {
-        "ok": result.ok,
-        "confirm": confirm,
-        "checked": result.checked,
-        "findings": [asdict(f) for f in [*result.errors, *result.findings]],
-    }
-    return json.dumps(document, indent=2)
+def sigcheck_json(
+    result: SigcheckResult, *, confirm: bool, warnings: list[Diagnostic], requests: RequestTable
+) -> str:
+    return render_document(
+        command="sigcheck",
+        exit_code=ExitCode.OK if result.ok else ExitCode.FAILED,
+        dry_run=not confirm,
+        warnings=warnings,
+        requests=requests,
+        signature_check={
+            "checked": result.checked,
+            "findings": [asdict(f) for f in [*result.errors, *result.findings]],
+        },
+    )
 
 
 def replication_text(result: ReplicationResult, *, dry_run: bool) -> str:
@@ -74,12 +81,18 @@ def replication_text(result: ReplicationResult, *, dry_run: bool) -> str:
     return "\n".join(out)
 
 
-def replication_json(result: ReplicationResult, *, dry_run: bool) -> str:
-    document = {
-        "ok": not result.failures,
-        "dry_run": dry_run,
-        "tags_seen": result.tags_seen,
-        "merges": [asdict(m) for m in result.merges],
-        "failures": [asdict(f) for f in result.failures],
-    }
-    return json.dumps(document, indent=2)
+def replication_json(
+    result: ReplicationResult, *, dry_run: bool, warnings: list[Diagnostic], requests: RequestTable
+) -> str:
+    return render_document(
+        command="replicate-signatures",
+        exit_code=ExitCode.FAILED if result.failures else ExitCode.OK,
+        dry_run=dry_run,
+        warnings=warnings,
+        requests=requests,
+        replication={
+            "tags_seen": result.tags_seen,
+            "merges": [asdict(m) for m in result.merges],
+            "failures": [asdict(f) for f in result.failures],
+        },
+    )
