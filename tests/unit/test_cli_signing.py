@@ -132,3 +132,16 @@ def _payloads(layouts: Path, digest: str) -> list[bytes]:
         return [await read_blob(layout, "hello", d.digest) for d in manifest.parse().layers]
 
     return asyncio.run(read())
+
+
+def test_sigcheck_usage_errors_answer_in_its_own_json_document(demo: Path) -> None:
+    done = run_cip("sigcheck", "--manifest", str(demo), "--output=json")
+    assert done.returncode == 2
+    document = json.loads(done.stdout)
+    assert document["command"] == "sigcheck"
+    assert "needs --verify-key" in document["errors"][0]["message"]
+    listing = run_cip("replicate-signatures", "--manifest", str(demo), "--output=json")
+    assert listing.returncode == 0, listing.stderr
+    assert json.loads(listing.stdout)["replication"] == {
+        "tags_seen": 0, "merges": [], "failures": []
+    }  # fmt: skip
