@@ -78,7 +78,15 @@ def test_dry_run_json_groups_by_image_and_digest(
     assert image["image"] == "app"
     assert image["digest"] == app.digest
     assert image["destinations"] == {
-        "copy": [{"registry": mirror.host, "tags": ["2.0"], "tag_moves": [], "error": None}],
+        "copy": [
+            {
+                "registry": mirror.host,
+                "tags": ["2.0"],
+                "tag_moves": [],
+                "error": None,
+                "signature": None,
+            }
+        ],
         "add-tag": [],
         "present": [],
         "lost": [],

@@ -165,7 +165,13 @@ def test_source_serving_wrong_bytes_is_refused_and_other_images_promoted(
     by_image = {i["image"]: i["destinations"] for i in document["images"]}
     [failure] = by_image["bad"]["failed"]
     assert "hashes to" in failure["error"] or "digest" in failure["error"]
-    good = {"registry": mirror.host, "tags": ["1"], "tag_moves": [], "error": None}
+    good = {
+        "registry": mirror.host,
+        "tags": ["1"],
+        "tag_moves": [],
+        "error": None,
+        "signature": None,
+    }
     assert {action: entries for action, entries in by_image["good"].items() if entries} == {
         "copy": [good]
     }
