@@ -54,6 +54,7 @@ def replicate_signatures_command(
     images: tuple[str, ...],
     insecure: tuple[str, ...],
     ca_file: str | None,
+    authfile: str | None,
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
@@ -77,7 +78,7 @@ def replicate_signatures_command(
             insecure_registries=frozenset(insecure), ca_file=ca_file
         ),
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
-        credentials=credential_store(validated.manifests),
+        credentials=credential_store(validated.manifests, authfile),
     )
     policy = SigningPolicy(primary=primary_registry)
     result = asyncio.run(_replicate(groups, pool, policy, confirm, max_signature_copies))

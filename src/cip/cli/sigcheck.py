@@ -64,6 +64,7 @@ def sigcheck_command(
     images: tuple[str, ...],
     insecure: tuple[str, ...],
     ca_file: str | None,
+    authfile: str | None,
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
@@ -104,7 +105,7 @@ def sigcheck_command(
             insecure_registries=frozenset(insecure), ca_file=ca_file
         ),
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
-        credentials=credential_store(validated.manifests),
+        credentials=credential_store(validated.manifests, authfile),
     )
     result = asyncio.run(_check(groups, pool, verifier, setup, confirm, concurrency))
     if output == "json":
