@@ -61,8 +61,10 @@ def _dry_run(ctx: click.Context | None) -> bool | None:
 
 
 def _command(ctx: click.Context | None) -> str:
-    """The command whose document an error answers: a subcommand's name, else `run`."""
-    return (ctx.command.name or "run") if ctx is not None else "run"
+    """The command whose document an error answers: `run`, `sigcheck`, `audit reconcile`…"""
+    if ctx is None:
+        return "run"
+    return ctx.command_path.partition(" ")[2] or "run"
 
 
 def fail(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from cip import __version__
+from cip.cli.audit import audit_group
 from cip.cli.handling import run_cli
 from cip.cli.kpromo import KpromoGroup
 from cip.cli.logs import log_level_option
@@ -33,6 +34,7 @@ def cli() -> None:
 cli.add_command(run_command)
 cli.add_command(sigcheck_command)
 cli.add_command(replicate_signatures_command)
+cli.add_command(audit_group)
 
 
 def main() -> None:

@@ -14,20 +14,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Literal
 
+from cip.audit.reconcile import ReconcileResult
 from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
+from cip.report.audit import reconcile_json
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
 
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
 # `cip replicate-signatures` documents (`command`, `signature_check`, `replication`).
-SCHEMA_VERSION = 2
+# 3: `cip audit reconcile` documents (`command`, `audit`).
+SCHEMA_VERSION = 3
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
 
-COMMANDS = ("run", "sigcheck", "replicate-signatures")  # what writes a document
+COMMANDS = ("run", "sigcheck", "replicate-signatures", "audit reconcile")  # what writes one
 
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
@@ -51,6 +54,7 @@ def render_document(
     command: str = "run",
     signature_check: dict[str, object] | None = None,
     replication: dict[str, object] | None = None,
+    audit: dict[str, object] | None = None,
 ) -> str:
     """The one document every command writes; keys that do not apply are null or empty."""
     counts = plan.edge_counts() if plan is not None else {}
@@ -74,6 +78,7 @@ def render_document(
         "interruption": interruption,
         "signature_check": signature_check,
         "replication": replication,
+        "audit": audit,
     }
     return json.dumps(document, indent=2)
 
@@ -143,6 +148,17 @@ def plan_json(
         promotion=None if dry_run or stats is None else promotion_result(plan, stats),
         warnings=warnings,
         requests=requests,
+    )
+
+
+def reconcile_document(result: ReconcileResult, *, warnings: Iterable[Diagnostic] = ()) -> str:
+    """`cip audit reconcile`: what the registries hold that the manifests do not explain."""
+    return render_document(
+        command="audit reconcile",
+        exit_code=ExitCode.FAILED if result.problems else ExitCode.OK,
+        dry_run=None,
+        warnings=warnings,
+        audit=reconcile_json(result),
     )
 
 
