@@ -156,9 +156,16 @@ def _config(root: Path, port: int, extra: Mapping[str, Any] | None) -> dict[str,
 
 
 def start_registry(
-    root: Path | None = None, *, config: Mapping[str, Any] | None = None, ready_timeout: float = 15
+    root: Path | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    ready_timeout: float = 15,
+    port: int | None = None,
 ) -> LabRegistry:
-    """Start a registry storing below `root` (a fresh temp dir when None) and wait until ready."""
+    """Start a registry storing below `root` (a fresh temp dir when None) and wait until ready.
+
+    `port` restarts a registry where it was (same root, same port: same name for clients).
+    """
     binary = registry_binary()
     if binary is None:
         raise LabUnavailable(
@@ -168,15 +175,15 @@ def start_registry(
     root = Path(tempfile.mkdtemp(prefix="cip-lab-")) if root is None else root
     root.mkdir(parents=True, exist_ok=True)
     for attempt in range(5):
-        port = free_port()
+        chosen = port or free_port()
         config_path = root / "config.yml"
-        config_path.write_text(yaml.safe_dump(_config(root, port, config)))
+        config_path.write_text(yaml.safe_dump(_config(root, chosen, config)))
         access_log, error_log = root / "access.log", root / "error.log"
         with access_log.open("wb") as out, error_log.open("wb") as err:
             process = subprocess.Popen(
                 [binary, "serve", str(config_path)], stdout=out, stderr=err, cwd=root
             )
-        lab = LabRegistry(f"127.0.0.1:{port}", root, access_log, error_log, process)
+        lab = LabRegistry(f"127.0.0.1:{chosen}", root, access_log, error_log, process)
         lab.tls = "tls" in (config or {}).get("http", {})
         if _wait_ready(lab, ready_timeout):
             return lab
