@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.e2e.auditor import TOKEN, notifications, running_auditor
 from tests.e2e.conftest import push_images, run_cip
+from tests.lab.google_listing import GoogleListing
 from tests.lab.images import oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry, free_port, start_registry
 
@@ -123,3 +124,53 @@ def test_reconcile_of_an_unreachable_registry_is_an_error_naming_it(
     usage = run_cip("audit", "reconcile", "--manifest", str(manifest), "--output=yaml")
     assert usage.returncode == 2
     assert "--output=yaml is not available" in usage.stderr
+
+
+def test_reconcile_judges_untagged_digests_where_the_registry_lists_them(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    """With Google's digest listing, children and untagged digests are judged too: children
+    of a promoted index are verified by reading that index once; a rogue digest pushed
+    without a tag is rejected; no tag needs a HEAD."""
+    staging, prod = registry_factory(), registry_factory()
+    app, multi, rogue = oci_image(31), oci_index(32), oci_image(33)
+    push_images(prod, [("prod/app", app, "1.0"), ("prod/multi", multi, "1.0")])
+    push_images(prod, [("prod/app", rogue, None)])  # untagged: invisible to tag listings
+    front = GoogleListing(prod)
+    manifest = tmp_path / "promoter.yaml"
+    manifest.write_text(
+        f"""registries:
+- name: {staging.host}/stage
+  src: true
+- name: {front.host}/prod
+images:
+- name: app
+  dmap:
+    "{app.digest}": ["1.0"]
+- name: multi
+  dmap:
+    "{multi.digest}": ["1.0"]
+"""
+    )
+    mark = prod.mark()
+    try:
+        done = run_cip("audit", "reconcile", "--manifest", str(manifest), "--output=json")
+    finally:
+        front.stop()
+    assert done.returncode == 1, done.stderr
+    audit = json.loads(done.stdout)["audit"]
+    assert audit["tags_only"] == 0
+    assert audit["verdicts"] == {"verified": 4, "rejected": 1, "error": 0}
+    [problem] = audit["problems"]
+    assert (problem["event"]["repository"], problem["event"]["tag"]) == ("prod/app", None)
+    assert (problem["event"]["digest"], problem["rule"]) == (rogue.digest, "not-promoted")
+    reads = [f"{e.method} {e.path}" for e in prod.requests_since(mark)]
+    assert not [r for r in reads if r.startswith("HEAD")], reads
+    manifest_reads = sorted(r for r in reads if "/manifests/" in r)
+    # The index, once, to find its children; the rogue digest, to see whether it has a subject.
+    assert manifest_reads == sorted(
+        [
+            f"GET /v2/prod/multi/manifests/{multi.digest}",
+            f"GET /v2/prod/app/manifests/{rogue.digest}",
+        ]
+    )

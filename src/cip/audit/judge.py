@@ -61,7 +61,10 @@ class Auditor:
         if event.kind != "push" or event.digest is None:
             return
         if event.media_type in INDEX_TYPES:
-            self.cache.remember(event.digest, event.children)
+            # Only when the message lists them: a registry configured without
+            # `includereferences`, or a listing, names an index without its children.
+            if event.children:
+                self.cache.remember(event.digest, event.children)
         elif event.media_type in MANIFEST_TYPES:
             self.cache.remember(event.digest, ())
 
