@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cip.errors import shown
 from cip.model.refs import HOST_RE, is_digest, is_repository_path, is_tag
 from cip.oci.media import (
     DOCKER_MANIFEST,
@@ -170,11 +171,12 @@ def parse_pubsub(body: bytes) -> RegistryEvent:
     except _Unreadable as exc:
         return _invalid("pubsub", exc.message_id, "", str(exc), text)
     action = payload.get("action") or ""
-    fqin, pqin = payload.get("digest") or None, payload.get("tag") or None
-    shown = json.dumps(payload, sort_keys=True)
+    fqin: str | None = payload.get("digest") or None
+    pqin: str | None = payload.get("tag") or None
+    as_received = json.dumps(payload, sort_keys=True)
 
     def invalid(problem: str) -> RegistryEvent:
-        return _invalid("pubsub", message_id, action, problem, shown)
+        return _invalid("pubsub", message_id, action, problem, as_received)
 
     if not fqin and not pqin:
         return invalid("neither 'digest' nor 'tag' was specified")
@@ -182,14 +184,16 @@ def parse_pubsub(body: bytes) -> RegistryEvent:
     if fqin:
         parsed = parse_fqin(fqin)
         if parsed is None:
-            return invalid(f"invalid FQIN: {fqin}")
+            return invalid(f"invalid FQIN: {shown(fqin)}")
         host, path, digest = parsed
     if pqin:
         named = parse_pqin(pqin)
         if named is None:
-            return invalid(f"invalid PQIN: {pqin}")
+            return invalid(f"invalid PQIN: {shown(pqin)}")
         if host is not None and (host, path) != named[:2]:
-            return invalid(f"invalid PQIN: {pqin} (another repository than the digest {fqin})")
+            return invalid(
+                f"invalid PQIN: {shown(pqin)} (another repository than the digest {shown(fqin or '')})"
+            )
         host, path, tag = named
     if action == "":
         return invalid("Action not specified")
@@ -234,9 +238,9 @@ def parse_distribution(body: bytes, registry: str | None) -> tuple[list[Registry
 
 
 def _distribution_event(raw: object, registry: str | None) -> RegistryEvent | None:
-    shown = json.dumps(raw, sort_keys=True)
+    as_received = json.dumps(raw, sort_keys=True)
     if not isinstance(raw, dict):
-        return _invalid("distribution", None, "", f"an event is {_json_type(raw)}", shown)
+        return _invalid("distribution", None, "", f"an event is {_json_type(raw)}", as_received)
     found_id, action = raw.get("id"), raw.get("action")
     event_id = found_id if isinstance(found_id, str) and found_id else None
     action = action if isinstance(action, str) else ""
@@ -244,7 +248,7 @@ def _distribution_event(raw: object, registry: str | None) -> RegistryEvent | No
         return None
 
     def invalid(problem: str) -> RegistryEvent:
-        return _invalid("distribution", event_id, action, problem, shown)
+        return _invalid("distribution", event_id, action, problem, as_received)
 
     target = raw.get("target")
     request = raw.get("request")
