@@ -64,8 +64,8 @@ class AuditMetrics:
 
     def count(self, decision: Decision) -> None:
         event = decision.event
-        source = event.source if event.source in SOURCES else "pubsub"
-        self.events.labels(source, event.kind, str(decision.verdict)).inc()
+        if event.source in SOURCES:  # reconcile has its own series
+            self.events.labels(event.source, event.kind, str(decision.verdict)).inc()
 
     def reconciled(self, result: ReconcileResult | None) -> None:
         """Record a finished reconcile; None when it could not run at all."""

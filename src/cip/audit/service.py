@@ -57,7 +57,9 @@ class Renderer(Protocol):
 class JudgedOnce:
     """Each event id judged once: a redelivery waits for, or gets, the first final decision."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    # Redeliveries come within minutes (Pub/Sub's acknowledgement deadline, Distribution's
+    # backoff); ten thousand ids outlast that at any registry's push rate.
+    def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
         self._done: OrderedDict[EventKey, Decision] = OrderedDict()
         self._running: dict[EventKey, asyncio.Task[Decision]] = {}

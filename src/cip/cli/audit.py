@@ -15,26 +15,23 @@ import socket
 import sys
 from datetime import timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
-from cip.audit.judge import Auditor
-from cip.audit.parents import IndexCache, ManifestReader
-from cip.audit.promises import Promises
-from cip.audit.reconcile import ReconcileResult, reconcile
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import LOG_LEVELS, ROOT_LOGGER, log_level_option
 from cip.cli.options import manifest_options, network_options, output_option
 from cip.cli.params import GoDuration
-from cip.cli.run import credential_store
 from cip.errors import ExitCode, UsageError
-from cip.promote.pipeline import ValidatedManifests, load_and_validate
-from cip.registry.pool import RegistryPool
-from cip.report.audit import reconcile_text
-from cip.report.document import reconcile_document
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
+
+if TYPE_CHECKING:
+    # Imported where used: `cip --help` and the other commands never load the auditor, the
+    # HTTP stack or the service's libraries.
+    from cip.audit.judge import Auditor
+    from cip.promote.pipeline import ValidatedManifests
+    from cip.registry.pool import RegistryPool
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +72,26 @@ def audit_group() -> None:
     """The auditor: judge changes to production registries against the manifests."""
 
 
-def _pool(validated: ValidatedManifests, network: NetworkOptions, limits: RateLimitConfig,
-          authfile: str | None) -> RegistryPool:  # fmt: skip
+def _pool(
+    validated: ValidatedManifests,
+    insecure: tuple[str, ...],
+    ca_file: str | None,
+    authfile: str | None,
+    rate_limits: tuple[str, ...],
+    host_concurrency: tuple[str, ...],
+) -> RegistryPool:
+    """The registries' clients, set up from the network flags as `cip run` sets them up."""
+    from cip.cli.run import credential_store
+    from cip.registry.pool import RegistryPool
+    from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+    from cip.transport.settings import NetworkOptions
+
+    network = NetworkOptions.from_environment(
+        insecure_registries=frozenset(insecure), ca_file=ca_file
+    )
     return RegistryPool(
         options=network,
-        limiter=RateLimiter(limits),
+        limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
         credentials=credential_store(validated.manifests, authfile),
     )
 
@@ -87,12 +99,18 @@ def _pool(validated: ValidatedManifests, network: NetworkOptions, limits: RateLi
 def _auditor(
     validated: ValidatedManifests, pool: RegistryPool, concurrency: int, allow_deletions: bool
 ) -> Auditor:
+    from cip.audit.judge import Auditor
+    from cip.audit.parents import IndexCache, ManifestReader
+    from cip.audit.promises import Promises
+
     promises = Promises.from_edges(validated.groups)
     reader = ManifestReader(pool, promises, IndexCache(), concurrency=concurrency)
     return Auditor(promises, reader, allow_deletions=allow_deletions)
 
 
 def _load(manifests: tuple[str, ...], thin_dirs: tuple[str, ...]) -> ValidatedManifests:
+    from cip.promote.pipeline import load_and_validate
+
     validated = load_and_validate(list(manifests), list(thin_dirs))
     print_diagnostics(validated.warnings)
     return validated
@@ -115,15 +133,15 @@ def reconcile_command(
     host_concurrency: tuple[str, ...],
     output: str | None,
 ) -> None:
+    from cip.audit.reconcile import ReconcileResult, reconcile
+    from cip.report.audit import reconcile_text
+    from cip.report.document import reconcile_document
+
     output = output or "text"
     if output not in ("text", "json"):
         raise click.UsageError(f"--output={output} is not available; choose text or json")
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
-    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
     validated = _load(manifests, thin_dirs)
-    pool = _pool(validated, network, limits, authfile)
+    pool = _pool(validated, insecure, ca_file, authfile, rate_limits, host_concurrency)
 
     async def go() -> ReconcileResult:
         async with pool:
@@ -235,16 +253,13 @@ def serve_command(
         from cip.audit.service import AuditService
     except ImportError as error:
         raise UsageError(f"cip audit serve needs {error.name}: {AUDIT_EXTRA}") from None
+    from cip.audit.reconcile import ReconcileResult, reconcile
     from cip.report.audit import AuditRenderer
 
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
-    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
     port = port if port is not None else _default_port()
     validated = _load(manifests, thin_dirs)
     listener = _listen(host, port)
-    pool = _pool(validated, network, limits, authfile)
+    pool = _pool(validated, insecure, ca_file, authfile, rate_limits, host_concurrency)
     auditor = _auditor(validated, pool, concurrency, allow_deletions)
 
     async def reconcile_once() -> ReconcileResult:

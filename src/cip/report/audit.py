@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cip.audit.events import RegistryEvent
-from cip.audit.reconcile import ReconcileResult
 from cip.audit.verdicts import Decision, Verdict
+
+if TYPE_CHECKING:
+    from cip.audit.reconcile import ReconcileResult
 
 SEVERITIES = {Verdict.VERIFIED: "INFO", Verdict.REJECTED: "ERROR", Verdict.ERROR: "WARNING"}
 

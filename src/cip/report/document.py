@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cip.audit.reconcile import ReconcileResult
 from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
-from cip.report.audit import reconcile_json
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
 
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
 # `cip replicate-signatures` documents (`command`, `signature_check`, `replication`).
 # 3: `cip audit reconcile` documents (`command`, `audit`).
 SCHEMA_VERSION = 3
+
+if TYPE_CHECKING:
+    from cip.audit.reconcile import ReconcileResult
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
@@ -153,6 +154,8 @@ def plan_json(
 
 def reconcile_document(result: ReconcileResult, *, warnings: Iterable[Diagnostic] = ()) -> str:
     """`cip audit reconcile`: what the registries hold that the manifests do not explain."""
+    from cip.report.audit import reconcile_json  # the auditor's shapes, loaded for it alone
+
     return render_document(
         command="audit reconcile",
         exit_code=ExitCode.FAILED if result.problems else ExitCode.OK,
