@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.e2e.auditor import running_auditor
 from tests.e2e.conftest import push_images, run_cip
-from tests.lab.images import oci_image
+from tests.lab.images import artifact, oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry
 
 # Issue 402, verbatim: a manifest list and its two children, listed under their own names.
@@ -290,13 +290,11 @@ def test_serve_refuses_to_start_without_pubsub_auth(tmp_path: Path) -> None:
     assert "--pubsub-auth=oidc is not supported yet" in oidc.stderr
 
 
-def test_redelivered_messages_with_pushed_content_verify_children_read_from_production(
+def test_children_not_listed_are_found_by_reading_only_their_promoted_index(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
     """A child not listed in the manifests is found by reading the one index promoted to
     that repository, never by walking a registry (no catalog, no tag listing)."""
-    from tests.lab.images import oci_index
-
     staging, prod = registry_factory(), registry_factory()
     index = oci_index(402)
     push_images(prod, [("foo/multi", index, "1.0")])
@@ -332,3 +330,40 @@ images:
     reads = [f"{e.method} {e.path}" for e in prod.requests_since(marks[prod.host])]
     assert reads.count(f"GET /v2/foo/multi/manifests/{index.digest}") == 1
     assert not [r for r in reads if "_catalog" in r or "tags/list" in r], reads
+
+
+def test_a_referrer_pushed_by_digest_is_verified_through_its_subject(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    """An OCI 1.1 artifact (an SBOM, a cosign bundle) names its subject inside the manifest:
+    the auditor reads it from production and judges the subject."""
+    staging, prod = registry_factory(), registry_factory()
+    index, stray = oci_index(403), oci_image(404)
+    sbom = artifact(405, "application/spdx+json", subject=index)
+    stray_sbom = artifact(406, "application/spdx+json", subject=stray)
+    push_images(prod, [("foo/multi", index, "1.0"), ("foo/multi", stray, None)])
+    push_images(prod, [("foo/multi", sbom, None), ("foo/multi", stray_sbom, None)])
+    manifest = tmp_path / "multi.yaml"
+    manifest.write_text(
+        f"""registries:
+- name: {staging.host}/foo
+  src: true
+- name: {prod.host}/foo
+images:
+- name: multi
+  dmap:
+    "{index.digest}": ["1.0"]
+"""
+    )
+    with running_auditor(["--manifest", str(manifest), "--pubsub-auth=none"], tmp_path) as auditor:
+        status, answer = auditor.pubsub(
+            {"action": "INSERT", "digest": f"{prod.host}/foo/multi@{sbom.digest}"}, "sbom"
+        )
+        assert status == 200
+        assert (only(answer)["verdict"], only(answer)["rule"]) == ("verified", "attached-artifact")
+        assert f"refers to {index.digest}" in only(answer)["reason"]
+        status, answer = auditor.pubsub(
+            {"action": "INSERT", "digest": f"{prod.host}/foo/multi@{stray_sbom.digest}"}, "stray"
+        )
+        assert status == 200
+        assert (only(answer)["verdict"], only(answer)["rule"]) == ("rejected", "not-promoted")
