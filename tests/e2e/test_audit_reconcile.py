@@ -124,6 +124,13 @@ def test_reconcile_of_an_unreachable_registry_is_an_error_naming_it(
     usage = run_cip("audit", "reconcile", "--manifest", str(manifest), "--output=yaml")
     assert usage.returncode == 2
     assert "--output=yaml is not available" in usage.stderr
+    missing = run_cip(
+        "audit", "reconcile", "--manifest", str(tmp_path / "no.yaml"), "--output=json"
+    )
+    assert missing.returncode == 2
+    document = json.loads(missing.stdout)
+    assert (document["command"], document["audit"]) == ("audit reconcile", None)
+    assert "file not found" in document["errors"][0]["message"]
 
 
 def test_reconcile_judges_untagged_digests_where_the_registry_lists_them(
