@@ -75,11 +75,15 @@ class AuditRenderer:
     def reconcile_line(self, result: ReconcileResult) -> str:
         counts = result.counts()
         return (
-            f"reconcile: {len(result.registries)} registries, {result.repositories} "
-            f"repositories, {len(result.decisions)} tags and digests: "
-            f"{counts['verified']} verified, {counts['rejected']} rejected, "
-            f"{counts['error']} errors"
+            f"reconcile: {_count(len(result.registries), 'registry', 'registries')}, "
+            f"{_count(result.repositories, 'repository', 'repositories')}, "
+            f"{len(result.decisions)} tags and digests: {counts['verified']} verified, "
+            f"{counts['rejected']} rejected, {_count(counts['error'], 'error', 'errors')}"
         )
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def reconcile_json(result: ReconcileResult) -> dict[str, object]:
@@ -104,8 +108,8 @@ def reconcile_text(result: ReconcileResult) -> str:
             lines[-1] += f" ({decision.manifest})"
     if result.tags_only:
         lines.append(
-            f"  note      {result.tags_only} repositories list tags only: untagged digests "
-            "there cannot be seen"
+            f"  note      {_count(result.tags_only, 'repository lists', 'repositories list')} "
+            "tags only: untagged digests there cannot be seen"
         )
     lines.append(AuditRenderer().reconcile_line(result))
     return "\n".join(lines)
