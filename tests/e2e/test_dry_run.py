@@ -92,6 +92,7 @@ def test_dry_run_json_groups_by_image_and_digest(
         "lost": [],
         "tag-move": [],
         "failed": [],
+        "too-large": [],
     }
     assert document["promotion"] is None and document["summary"]["edges"] == 1
     # Requests per host, method and status: the mirror was only read ("GET no answer" is the

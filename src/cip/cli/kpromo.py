@@ -42,7 +42,6 @@ NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
     PendingFlag("--certificate-oidc-issuer-regexp"),
     # checks
     PendingFlag("--vuln-severity-threshold"),
-    PendingFlag("--max-image-size"),
 )
 
 

@@ -200,3 +200,15 @@ def signing_options(func: F) -> F:
             ),
         ],
     )
+
+
+def max_image_size_option(default: int | None, help_text: str) -> Callable[[F], F]:
+    """--max-image-size MiB: kpromo's flag; `cip run` applies it when given, `cip check` always."""
+    return click.option(
+        "--max-image-size",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        metavar="MIB",
+        help=help_text,
+    )

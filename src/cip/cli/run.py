@@ -17,6 +17,7 @@ from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
 from cip.cli.logs import log_level_option
 from cip.cli.options import (
     manifest_options,
+    max_image_size_option,
     network_options,
     output_option,
     selection_options,
@@ -59,12 +60,13 @@ Examples:
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
 --concurrency, as kpromo cip reads them. kpromo flags whose capability has not
-arrived (--signer-account, --certificate-*, --vuln-severity-threshold,
---max-image-size) are refused, never ignored.
+arrived (--signer-account, --certificate-*, --vuln-severity-threshold) are
+refused, never ignored.
 
 \b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
-moves or failed edges; 2 invalid manifests or usage; 130/143 interrupted.
+moves, failed edges or images held back by --max-image-size; 2 invalid
+manifests or usage; 130/143 interrupted.
 """
 
 
@@ -96,6 +98,11 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     "--include-foreign-layers",
     is_flag=True,
     help="Also copy non-distributable (foreign) layers; by default they are reported only.",
+)
+@max_image_size_option(
+    None,
+    "Hold back copies of images whose compressed size (config and layers, all platforms) "
+    "is above MIB mebibytes: a too-large verdict, exit 1.",
 )
 @log_level_option
 @not_supported_yet_options
@@ -130,6 +137,7 @@ def run_command(
     copy_attached: bool,
     max_signature_ops: int,
     max_signature_copies: int,
+    max_image_size: int | None,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -213,7 +221,9 @@ def run_command(
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
     )
-    outcome = asyncio.run(_run(groups, pool, concurrency, confirm, include_foreign_layers, signing))
+    outcome = asyncio.run(
+        _run(groups, pool, concurrency, confirm, include_foreign_layers, signing, max_image_size)
+    )
     result = outcome.plan
     stats = outcome.report.stats if outcome.report is not None else None
     if output == "json":
@@ -240,6 +250,7 @@ async def _run(
     confirm: bool,
     include_foreign_layers: bool,
     signing: SigningSetup | None,
+    max_image_size: int | None,
 ) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
         log.info("phase %s: %s", phase.value, summary)
@@ -251,6 +262,7 @@ async def _run(
             confirm=confirm,
             concurrency=concurrency,
             include_foreign_layers=include_foreign_layers,
+            max_image_size=max_image_size,
             on_phase=on_phase,
             progress=RequestProgress,
             signing=signing,

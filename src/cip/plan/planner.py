@@ -30,9 +30,11 @@ class Action(StrEnum):
     LOST = "lost"
     TAG_MOVE = "tag-move"
     FAILED = "failed"
+    TOO_LARGE = "too-large"  # a copy held back by --max-image-size (cip.promote.imagesize)
 
 
-PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED)
+PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED, Action.TOO_LARGE)
+WHOLE_DIGEST = (Action.LOST, Action.FAILED, Action.TOO_LARGE)  # every edge of it shares it
 # Verdicts after which the digest is at the destination and cip may write there: the ones that
 # get signature steps (and whose steps count as done once promoted).
 SIGNED_ACTIONS = (Action.COPY, Action.ADD_TAG, Action.PRESENT)
@@ -86,12 +88,12 @@ class Verdict:
     group: int  # index into Plan.groups
     destination: Registry
     # copy / add-tag / present; tag-move (tags_to_add are then held back, nothing is written);
-    # lost or failed for the whole digest
+    # lost, failed or too-large (held back by --max-image-size) for the whole digest
     action: Action
     tags_present: tuple[str, ...] = ()
     tags_to_add: tuple[str, ...] = ()
     tag_moves: tuple[TagMove, ...] = ()
-    error: str | None = None
+    error: str | None = None  # why, for failed and too-large
     fresh: bool = False  # the destination repository did not exist when planned
     copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
     parent: ParentIndex | None = None  # for a lost digest: the listed index that has it
@@ -100,7 +102,7 @@ class Verdict:
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
         counts: Counter[Action] = Counter()
-        if self.action in (Action.LOST, Action.FAILED):
+        if self.action in WHOLE_DIGEST:
             edges = len(self.tags_present) + len(self.tags_to_add) + len(self.tag_moves)
             counts[self.action] = max(1, edges)
             return counts

@@ -23,9 +23,10 @@ from cip.model.manifest import PromoterManifest
 from cip.model.refs import is_attached_tag
 from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
-from cip.plan.planner import Plan, SignatureStep, SigningPolicy, plan
+from cip.plan.planner import Action, Plan, SignatureStep, SigningPolicy, plan
 from cip.plan.selection import select_changed, select_images
 from cip.promote.executor import Report, execute
+from cip.promote.imagesize import hold_back_large_images
 from cip.promote.inventory import InventoryReader, ProgressCallback
 from cip.promote.lost import explain_lost
 from cip.promote.signing import SigningSetup, fold_signing, sign_phase
@@ -197,11 +198,14 @@ async def run_phases(
     confirm: bool,
     concurrency: int = 32,
     include_foreign_layers: bool = False,
+    max_image_size: int | None = None,
     on_phase: PhaseListener | None = None,
     progress: ProgressFactory | None = None,
     signing: SigningSetup | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
+
+    `max_image_size` (MiB) holds back copies of larger images in the validate phase.
 
     provenance, validate, sign and attest belong to the trust capability of the roadmap and
     pass through for now, so the order and the stopping point are already what operators of
@@ -231,7 +235,14 @@ async def run_phases(
         f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s",
     )
     finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
-    finished(Phase.VALIDATE, "no signature policy configured")
+    validated = "no signature policy configured"
+    if max_image_size is not None:
+        planned = await hold_back_large_images(
+            planned, pool, max_image_size, concurrency=concurrency
+        )
+        held = len({v.group for v in planned.verdicts if v.action is Action.TOO_LARGE})
+        validated += f"; {held:,} image digests above --max-image-size held back"
+    finished(Phase.VALIDATE, validated)
     if not confirm:
         return RunOutcome(planned, None, done, request_table(pool))
     start, before = time.monotonic(), pool.counter.total

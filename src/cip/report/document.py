@@ -23,7 +23,9 @@ from cip.report.rows import ORDER, digest_rows, promotion_result, signature_tota
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
 # `cip replicate-signatures` documents (`command`, `signature_check`, `replication`).
 # 3: `cip audit reconcile` documents (`command`, `audit`).
-SCHEMA_VERSION = 3
+# 4: `too-large` verdicts (--max-image-size) and `cip check` documents (`change`,
+# `checks`, `findings`).
+SCHEMA_VERSION = 4
 
 if TYPE_CHECKING:
     from cip.audit.reconcile import ReconcileResult
@@ -100,7 +102,7 @@ def _entry(action: Action, verdict: Verdict) -> dict[str, object]:
         "registry": verdict.destination.name,
         "tags": tags,
         "tag_moves": [{"tag": m.tag, "current": m.current} for m in moves],
-        "error": verdict.error if action is Action.FAILED else None,
+        "error": verdict.error if action in (Action.FAILED, Action.TOO_LARGE) else None,
         "signature": (
             str(verdict.signature)
             if verdict.signature is not None and action is verdict.action is not Action.FAILED

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from cip.plan.planner import SIGNED_ACTIONS, Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
 
-ORDER = (Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED)
+ORDER = (
+    Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED,
+    Action.TOO_LARGE,
+)  # fmt: skip
 
 
 @dataclass

@@ -52,6 +52,9 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
                 f"  failed    {ref} at {_repository(verdict.destination, row.image)}: "
                 f"{verdict.error} ({row.where})"
             )
+        large = row.by_action.get(Action.TOO_LARGE, [])
+        if large:
+            lines.append(f"  too large {ref} ({row.where}): {large[0].error}")
     return lines
 
 
@@ -109,7 +112,11 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
             out.append(f"  {row.name:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
         out.append("")
     counts = plan.edge_counts()
-    totals = ", ".join(f"{action} {counts.get(action, 0):,}" for action in ORDER)
+    totals = ", ".join(
+        f"{action} {counts.get(action, 0):,}"
+        for action in ORDER
+        if action is not Action.TOO_LARGE or counts.get(action)  # only with --max-image-size
+    )
     written = None if dry_run or stats is None else promotion_result(plan, stats)
     mode = written or "dry run: nothing written"
     out.append(f"Edges {sum(counts.values()):,}: {totals} ({mode})")
