@@ -22,7 +22,7 @@ _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _FILE = re.compile(r"^\+\+\+ (?:b/(.*)|/dev/null)$")
 
 
-def _git(cwd: str, *args: str) -> str:
+def git(cwd: str, *args: str) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
@@ -35,13 +35,13 @@ def _git(cwd: str, *args: str) -> str:
 
 def repository_root(path: str) -> str:
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    return _git(folder, "rev-parse", "--show-toplevel").strip()
+    return git(folder, "rev-parse", "--show-toplevel").strip()
 
 
 def resolve_ref(root: str, ref: str) -> str:
     """The commit of `ref`; a missing one (e.g. in a shallow clone) is a PlanError (exit 2)."""
     try:
-        return _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+        return git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
     except PlanError as exc:
         raise PlanError(
             f"git ref {ref!r} not found in {root} (a shallow clone? fetch more history)"
@@ -54,11 +54,11 @@ def ref_since(root: str, when: str) -> str:
     it; when the window holds the whole history (no commit before it), the oldest commit of
     the window itself.
     """
-    commit = _git(root, "rev-list", "-1", f"--before={when}", "HEAD").strip()
+    commit = git(root, "rev-list", "-1", f"--before={when}", "HEAD").strip()
     if commit:
         log.info("diff base: %s, the last commit before %s", commit[:12], when)
         return commit
-    window = _git(root, "rev-list", f"--since={when}", "HEAD").split()
+    window = git(root, "rev-list", f"--since={when}", "HEAD").split()
     if not window:
         raise PlanError(f"no commit in {root} to diff against (an empty repository?)")
     oldest = window[-1]
@@ -85,14 +85,18 @@ def prow_ref(env: Mapping[str, str]) -> str:
     )
 
 
-def changed_lines(root: str, ref: str, paths: Sequence[str]) -> dict[str, set[int]]:
-    """Added or changed line numbers per file (real paths), working tree against `ref`."""
+def changed_lines(
+    root: str, ref: str, paths: Sequence[str], head: str | None = None
+) -> dict[str, set[int]]:
+    """Added or changed line numbers per file (real paths): the working tree against `ref`,
+    or the commit `head` against it (`paths` then name files of that commit)."""
     commit = resolve_ref(root, ref)
     relative = [os.path.relpath(os.path.realpath(p), os.path.realpath(root)) for p in paths]
-    output = _git(
-        root, "diff", "--no-color", "--no-ext-diff", "--unified=0", commit, "--", *relative
+    commits = (commit,) if head is None else (commit, resolve_ref(root, head))
+    output = git(
+        root, "diff", "--no-color", "--no-ext-diff", "--unified=0", *commits, "--", *relative
     )
-    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *relative)
+    untracked = "" if head is not None else _untracked(root, relative)
     changed: dict[str, set[int]] = {}
     current: set[int] | None = None
     for line in output.splitlines():
@@ -112,3 +116,20 @@ def changed_lines(root: str, ref: str, paths: Sequence[str]) -> dict[str, set[in
         with open(path, encoding="utf-8", errors="replace") as stream:
             changed[path] = set(range(1, sum(1 for _ in stream) + 2))
     return changed
+
+
+def _untracked(root: str, relative: Sequence[str]) -> str:
+    return git(root, "ls-files", "--others", "--exclude-standard", "--", *relative)
+
+
+def changed_paths(
+    root: str, ref: str, pathspecs: Sequence[str], head: str | None = None
+) -> set[str]:
+    """Repository-relative paths below `pathspecs` that differ between `ref` and the working
+    tree (untracked files included) or the commit `head`, deleted files included."""
+    commits = (resolve_ref(root, ref),) if head is None else (resolve_ref(root, ref), head)
+    names = git(root, "diff", "--name-only", "--no-renames", "-z", *commits, "--", *pathspecs)
+    found = {name for name in names.split("\0") if name}
+    if head is None:
+        found.update(n for n in _untracked(root, pathspecs).splitlines() if n)
+    return found

@@ -7,6 +7,7 @@ judged so that a pull request author sees every problem of every file in one run
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -19,6 +20,10 @@ from cip.model.manifest import Position, PromoterManifest, RegistrySpec
 
 PLAIN_FIELDS = ("registries", "images")
 THIN_FIELDS = ("registries", "imagesPath")
+
+# Reads a manifest's text, or reports why it cannot and returns None. The loader reads the
+# working tree by default; `cip.manifests.tree` passes one that reads a git commit's tree.
+TextReader = Callable[[str, Diagnostics], "str | None"]
 
 
 @dataclass
@@ -92,8 +97,10 @@ def _read(path: str, diags: Diagnostics) -> str | None:
     return None
 
 
-def _root_mapping(path: str, diags: Diagnostics) -> yaml.MappingNode | None:
-    text = _read(path, diags)
+def _root_mapping(
+    path: str, diags: Diagnostics, read: TextReader | None = None
+) -> yaml.MappingNode | None:
+    text = (read or _read)(path, diags)
     if text is None:
         return None
     before = len(diags.items)
@@ -108,8 +115,10 @@ def _root_mapping(path: str, diags: Diagnostics) -> yaml.MappingNode | None:
     return root
 
 
-def load_plain(path: str, diags: Diagnostics) -> PromoterManifest | None:
-    root = _root_mapping(path, diags)
+def load_plain(
+    path: str, diags: Diagnostics, read: TextReader | None = None
+) -> PromoterManifest | None:
+    root = _root_mapping(path, diags, read)
     if root is None:
         return None
     here = position(path, root)
@@ -137,8 +146,10 @@ def load_plain(path: str, diags: Diagnostics) -> PromoterManifest | None:
     return _build(path, path, registries, images)
 
 
-def load_thin(manifest_path: str, images_path: str, diags: Diagnostics) -> PromoterManifest | None:
-    root = _root_mapping(manifest_path, diags)
+def load_thin(
+    manifest_path: str, images_path: str, diags: Diagnostics, read: TextReader | None = None
+) -> PromoterManifest | None:
+    root = _root_mapping(manifest_path, diags, read)
     if root is None:
         return None
     here = position(manifest_path, root)
@@ -160,7 +171,7 @@ def load_thin(manifest_path: str, images_path: str, diags: Diagnostics) -> Promo
     if "registries" not in found:
         diags.error(here, "manifest has no registries")
     images = ImageCollector()
-    text = _read(images_path, diags)
+    text = (read or _read)(images_path, diags)
     if text is not None:
         before = len(diags.items)
         node = compose(images_path, text, diags)
