@@ -11,6 +11,7 @@ import click
 
 from cip import __version__
 from cip.cli.audit import audit_group
+from cip.cli.check import check_command
 from cip.cli.handling import run_cli
 from cip.cli.kpromo import KpromoGroup
 from cip.cli.logs import log_level_option
@@ -35,6 +36,7 @@ cli.add_command(run_command)
 cli.add_command(sigcheck_command)
 cli.add_command(replicate_signatures_command)
 cli.add_command(audit_group)
+cli.add_command(check_command)
 
 
 def main() -> None:

@@ -52,6 +52,8 @@ def selection_options(func: F) -> F:
         [
             click.option(
                 "--diff-base",
+                "--base",
+                "diff_base",
                 metavar="REF",
                 help="Plan only digests on manifest lines added or changed since git REF.",
             ),

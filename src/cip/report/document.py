@@ -1,10 +1,11 @@
-"""JSON for programs: one document per run, whatever the outcome, in one documented shape.
+"""JSON for programs: one document per command, whatever the outcome, in one documented shape.
 
 Every document has every key of `schema/cip-output.schema.json` (version `SCHEMA_VERSION`):
 lists are `[]` and unknown values `null` rather than missing, so a consumer never tests for a
 key. Success, problems, invalid manifests, usage errors and interrupts differ only in values
-(`ok`, `exit_code`, `errors`, `interrupted`). A change to the shape updates the schema file and
-bumps `SCHEMA_VERSION`.
+(`ok`, `exit_code`, `errors`, `interrupted`); every command shares the shape and fills its own
+keys (`signature_check`, `replication`; `change`, `checks`, `findings` for `cip check`). A
+change to the shape updates the schema file and bumps `SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Literal
 
 from cip.errors import Diagnostic, ExitCode
-from cip.plan.edges import EdgeSummary
+from cip.plan.edges import EdgeSummary, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.promote.copy import CopyStats
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
@@ -27,13 +28,14 @@ from cip.report.rows import ORDER, digest_rows, promotion_result, signature_tota
 # `checks`, `findings`).
 SCHEMA_VERSION = 4
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
+    from cip.checks.catalog import CheckReport
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
 
-COMMANDS = ("run", "sigcheck", "replicate-signatures", "audit reconcile")  # what writes one
+COMMANDS = ("run", "sigcheck", "replicate-signatures", "audit reconcile", "check")  # writers
 
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
@@ -58,9 +60,11 @@ def render_document(
     signature_check: dict[str, object] | None = None,
     replication: dict[str, object] | None = None,
     audit: dict[str, object] | None = None,
+    check: dict[str, object] | None = None,
 ) -> str:
     """The one document every command writes; keys that do not apply are null or empty."""
     counts = plan.edge_counts() if plan is not None else {}
+    check = check or {}
     document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "command": command if command in COMMANDS else "run",
@@ -82,6 +86,9 @@ def render_document(
         "signature_check": signature_check,
         "replication": replication,
         "audit": audit,
+        "change": check.get("change"),
+        "checks": check.get("checks", []),
+        "findings": check.get("findings", []),
     }
     return json.dumps(document, indent=2)
 
@@ -208,5 +215,39 @@ def interrupted_json(
             "signal": signal,
             "edges_done": edges_done,
             "edges_not_started": edges_not_started,
+        },
+    )
+
+
+def check_json(report: CheckReport) -> str:
+    """`cip check`: the change judged, each check's status, and every finding."""
+    change = report.change
+    summary = summarize(change.loaded.manifests, change.groups) if change.loads else None
+    results = [
+        {
+            "id": r.id,
+            "description": r.description,
+            "status": r.status,
+            "note": r.note,
+            "errors": sum(1 for f in r.findings if f.severity == "error"),
+            "warnings": sum(1 for f in r.findings if f.severity == "warning"),
+        }
+        for r in report.results
+    ]
+    return render_document(
+        command="check",
+        exit_code=report.exit_code,
+        dry_run=None,
+        summary=summary,
+        requests=report.requests,
+        check={
+            "change": {
+                "base": {"ref": change.base.ref, "commit": change.base.commit},
+                "head": {"ref": change.head.ref, "commit": change.head.commit},
+                "selected": len(change.selected),
+                "added": len(change.added),
+            },
+            "checks": results,
+            "findings": [asdict(f) for f in report.findings],
         },
     )

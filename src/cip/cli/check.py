@@ -1,0 +1,171 @@
+"""`cip check`: pre-promotion checks of a manifest change, reported where reviewers look.
+
+The command wires flags to `checks/` (which decides) and `report/` (which renders): text,
+JSON, markdown or SARIF on stdout; in GitHub Actions also annotations on stderr and the
+markdown appended to `$GITHUB_STEP_SUMMARY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import click
+
+from cip.checks.catalog import CHECKS, CheckReport, choose, run_checks
+from cip.checks.change import ChangeSpec, read_change
+from cip.checks.context import DEFAULT_MAX_IMAGE_SIZE, CheckContext, CheckOptions
+from cip.checks.findings import Check, CheckResult
+from cip.cli.handling import handle_cip_errors
+from cip.cli.kpromo import KpromoCommand
+from cip.cli.logs import log_level_option
+from cip.cli.options import (
+    manifest_options,
+    max_image_size_option,
+    network_options,
+    output_option,
+    selection_options,
+)
+from cip.cli.run import credential_store
+from cip.promote.pipeline import request_table
+from cip.registry.pool import RegistryPool
+from cip.report.checks import check_markdown, check_text
+from cip.report.document import check_json
+from cip.report.github import workflow_commands
+from cip.report.sarif import check_sarif
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.settings import NetworkOptions
+
+OUTPUTS = ("text", "json", "markdown", "sarif")
+RENDERERS = {
+    "text": check_text,
+    "json": check_json,
+    "markdown": check_markdown,
+    "sarif": check_sarif,
+}
+
+CHECK_HELP = """Check a manifest change before it is merged (a presubmit).
+
+\b
+Compares the manifests of the working tree (or of --head REF) with those of a
+base commit, and runs every check on what the change adds or changes: the
+manifests load, no tag maps to two digests, no tag moves in production, nothing
+promoted disappears, added digests are in staging and not too large.
+
+\b
+Examples:
+  cip check --thin-manifest-dir=. --diff-base=origin/main
+  cip check --thin-manifest-dir=. --diff-base=origin/main --head=HEAD --output=markdown
+  cip check --manifest=promoter.yaml --base=HEAD~1 --checks=overlap,removal
+  cip check --list
+
+\b
+Exit codes: 0 every check passed (warnings allowed); 1 a check failed; 2 bad
+flags or git refs (a ref that is not there: fetch more history).
+"""
+
+
+def _ids(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _list_text(checks: tuple[Check, ...]) -> str:
+    width = max(len(check.id) for check in checks)
+    return "\n".join(f"{check.id:<{width}}  {check.description}" for check in checks)
+
+
+@click.command("check", cls=KpromoCommand, help=CHECK_HELP)
+@manifest_options
+@selection_options
+@click.option("--head", metavar="REF", help="Check this commit instead of the working tree.")
+@click.option("--checks", "only", multiple=True, metavar="ID[,ID…]", help="Run only these checks.")
+@click.option(
+    "--skip-checks", "skip", multiple=True, metavar="ID[,ID…]", help="Do not run these checks."
+)
+@click.option("--list", "list_checks", is_flag=True, help="List the checks, then stop.")
+@click.option(
+    "--forbid-removal",
+    is_flag=True,
+    help="A digest or tag removed from the manifests is an error, not a warning.",
+)
+@max_image_size_option(
+    DEFAULT_MAX_IMAGE_SIZE,
+    "The size check's limit: an added image's compressed size (config and layers, "
+    "all platforms) in mebibytes.",
+)
+@output_option("text (default), json, markdown or sarif.")
+@network_options
+@log_level_option
+@handle_cip_errors
+def check_command(
+    manifests: tuple[str, ...],
+    thin_dirs: tuple[str, ...],
+    diff_base: str | None,
+    manifest_diff_since: str | None,
+    use_prow_manifest_diff: bool,
+    images: tuple[str, ...],
+    head: str | None,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    list_checks: bool,
+    forbid_removal: bool,
+    max_image_size: int,
+    output: str | None,
+    insecure: tuple[str, ...],
+    ca_file: str | None,
+    authfile: str | None,
+    concurrency: int,
+    rate_limits: tuple[str, ...],
+    host_concurrency: tuple[str, ...],
+) -> None:
+    output = output or "text"
+    if output not in OUTPUTS:
+        raise click.UsageError(f"--output={output}: choose {', '.join(OUTPUTS)}")
+    if list_checks:
+        if output != "text":
+            raise click.UsageError("--list prints text; drop --output")
+        click.echo(_list_text(CHECKS))
+        return
+    bases = sum(x is not None for x in (diff_base, manifest_diff_since)) + use_prow_manifest_diff
+    if bases != 1:
+        raise click.UsageError(
+            "cip check compares with a base: give one of --diff-base (--base), "
+            "--manifest-diff-since or --use-prow-manifest-diff"
+        )
+    chosen = choose(_ids(only), _ids(skip))
+    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
+    spec = ChangeSpec(
+        manifests, thin_dirs, diff_base, manifest_diff_since, use_prow_manifest_diff, head, images
+    )
+    change = read_change(spec, os.environ)
+    pool = RegistryPool(
+        options=NetworkOptions.from_environment(
+            insecure_registries=frozenset(insecure), ca_file=ca_file
+        ),
+        limiter=RateLimiter(limits),
+        credentials=credential_store(change.loaded.manifests, authfile),
+    )
+    options = CheckOptions(forbid_removal, max_image_size, concurrency)
+    results = asyncio.run(_run(CheckContext(change, pool, options), chosen))
+    report = CheckReport(change, results, request_table(pool))
+    click.echo(RENDERERS[output](report), nl=output != "markdown")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        _github(report)
+    sys.exit(int(report.exit_code))
+
+
+async def _run(context: CheckContext, chosen: list[Check]) -> list[CheckResult]:
+    async with context.pool:
+        return await run_checks(context, chosen)
+
+
+def _github(report: CheckReport) -> None:
+    """In GitHub Actions: annotations on the changed lines, and the markdown in the job's
+    summary page (appended: other steps write there too)."""
+    for line in workflow_commands(report):
+        click.echo(line, err=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as stream:
+            stream.write(check_markdown(report) + "\n")
