@@ -25,13 +25,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import cases_blob, cases_promote, cases_scale, corpus_load, report
+from bench import cases_blob, cases_check, cases_promote, cases_scale, corpus_load, report
 from bench import corpus as corpora
 from bench.lab import REPO_ROOT, Lab
 from bench.profile import profile_cip
 from bench.skopeo import version as skopeo_version
 
-ALL_CASES = ("1", "2", "3", "4", "5", "6", "7")
+ALL_CASES = ("1", "2", "3", "4", "5", "6", "7", "check")
 
 
 def _log(message: str) -> None:
@@ -124,6 +124,10 @@ def run_cases(
                 results["5"] = cases_promote.same_registry(staging, log)
                 checkpoint(results, profiles)
             lab.discard(staging.lab)
+        if "check" in cases:
+            log("case check: cip check on the corpus with one image added")
+            results["check"] = cases_check.pull_request(lab, workdir, rounds, log)
+            checkpoint(results, profiles)
         if "7" in cases:
             log("case 7: planning at scale")
             sizes = [200, 1000] if quick else [2000, 10000]
