@@ -93,6 +93,18 @@ def test_a_base_is_required_and_prow_names_one(repo: Path, monkeypatch: pytest.M
     assert json.loads(prow.stdout)["change"]["base"] == {"ref": base, "commit": base}
 
 
+def test_image_narrows_and_an_unknown_image_is_a_usage_error(repo: Path) -> None:
+    text = (repo / "promoter.yaml").read_text()
+    other = f'- name: other\n  dmap:\n    "{D3}": ["1"]\n'
+    (repo / "promoter.yaml").write_text(text + other)
+    narrowed = check(repo, "--base=HEAD", "--image=app", "--checks=overlap", "--output=json")
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert json.loads(narrowed.stdout)["change"]["selected"] == 0  # only other changed
+    typo = check(repo, "--base=HEAD", "--image=ap")
+    assert typo.returncode == 2
+    assert "--image: no image named 'ap' (did you mean 'app'?)" in typo.stderr
+
+
 def test_nothing_changed_selects_nothing_and_passes(repo: Path) -> None:
     done = check(repo, "--base=HEAD")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -15,11 +15,12 @@ from collections.abc import Collection, Sequence
 
 from cip.errors import PlanError
 from cip.manifests.git_diff import git
+from cip.manifests.thin import IMAGES_FILE, MANIFEST_FILE
 from cip.manifests.tree import MAX_LINKS, CommitTree
 
 _REGULAR = ("100644", "100755")
 _LINK = "120000"
-_NAMES = ("promoter-manifest.yaml", "images.yaml")
+_NAMES = (MANIFEST_FILE, IMAGES_FILE)
 
 
 def _list(root: str, commit: str, pathspecs: Sequence[str], *, recursive: bool) -> list[str]:

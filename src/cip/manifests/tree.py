@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 from cip.errors import Diagnostic
 from cip.manifests.load import LoadResult, load_plain, load_thin
+from cip.manifests.thin import IMAGES_FILE, MANIFEST_FILE
 from cip.manifests.yamlnodes import Diagnostics
 from cip.model.manifest import PromoterManifest
 
-MANIFEST_FILE = "promoter-manifest.yaml"
-IMAGES_FILE = "images.yaml"
 MAX_LINKS = 8  # as the kernel's ELOOP bound, roughly: a longer chain is a loop
 
 
