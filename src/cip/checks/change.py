@@ -82,12 +82,14 @@ def repository_key(registry: str, image: str) -> str:
 
 
 def _existing_folder(paths: Sequence[str]) -> str:
-    for path in paths:
-        folder = os.path.abspath(path)
-        while not os.path.isdir(folder):
-            folder = os.path.dirname(folder)
-        return folder
-    return os.getcwd()
+    """Where to ask git for the repository: the first path named, or the nearest folder above
+    it that exists (with --head, a folder may exist only in the commit)."""
+    if not paths:
+        return os.getcwd()
+    folder = os.path.abspath(paths[0])
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    return folder
 
 
 def read_change(spec: ChangeSpec, env: Mapping[str, str]) -> Change:
