@@ -152,3 +152,10 @@ class RegistryError(CipError):
 
 class DigestMismatchError(RegistryError):
     """Content did not hash to the digest it was fetched or pushed by: never stored."""
+
+
+class SigningError(CipError):
+    """A signature could not be made (an expired identity token, Fulcio or Rekor refusing):
+    the images it was for fail, the run goes on."""
+
+    exit_code = ExitCode.FAILED

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from cip.registry.connect import open_http_registry
 from tests.cli import run_cip
-from tests.lab.conftest import lab_registry, registry_factory
+from tests.lab.conftest import lab_registry, other_sigstore_lab, registry_factory, sigstore_lab
 from tests.lab.images import Image, push
 from tests.lab.registry_lab import LabRegistry
 
-__all__ = ["lab_registry", "registry_factory", "run_cip"]
+__all__ = ["lab_registry", "other_sigstore_lab", "registry_factory", "run_cip", "sigstore_lab"]
 
 WRITE_METHODS = {"PUT", "POST", "PATCH", "DELETE"}
 

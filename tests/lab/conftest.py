@@ -19,6 +19,7 @@ from cip.registry.client import Registry
 from cip.registry.connect import open_http_registry
 from cip.registry.layout import open_layout
 from tests.lab.registry_lab import LabRegistry, LabUnavailable, start_registry
+from tests.lab.sigstore_lab import SigstoreLab, start_sigstore_lab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,3 +91,28 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             lab.stop()
     else:
         yield Backend("layout", None, tmp_path / "layouts")
+
+
+def _sigstore(folder: Path) -> Iterator[SigstoreLab]:
+    try:
+        lab = start_sigstore_lab(folder)
+    except LabUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI is set: the keyless lab is required)")
+        pytest.skip(str(exc))
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope="session")
+def sigstore_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreLab]:
+    """A local Fulcio and Rekor for the whole session (new keys at every start)."""
+    yield from _sigstore(tmp_path_factory.mktemp("sigstore"))
+
+
+@pytest.fixture(scope="session")
+def other_sigstore_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreLab]:
+    """A second, unrelated sigstore instance: its Fulcio and Rekor are trusted by nobody else."""
+    yield from _sigstore(tmp_path_factory.mktemp("other-sigstore"))

@@ -34,8 +34,7 @@ class PendingFlag:
 
 
 NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
-    # keyless signing and provenance
-    PendingFlag("--signer-account"),
+    # verifying staging's keyless signatures during a run (cip sigcheck has them)
     PendingFlag("--certificate-identity"),
     PendingFlag("--certificate-identity-regexp"),
     PendingFlag("--certificate-oidc-issuer"),

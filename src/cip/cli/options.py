@@ -154,11 +154,38 @@ def signing_options(func: F) -> F:
                 "cosign.key (password in COSIGN_PASSWORD). KMS URIs are not supported.",
             ),
             click.option(
+                "--identity-token",
+                metavar="TOKEN|FILE|-",
+                help="Sign keylessly (Fulcio, Rekor) with this OIDC identity token: the token, "
+                "a file holding it (read again for every fresh certificate), or - for standard "
+                "input. Default with --sign: $SIGSTORE_ID_TOKEN.",
+            ),
+            click.option(
+                "--signer-account",
+                metavar="EMAIL",
+                help="Sign keylessly as this Google service account: its identity token is "
+                "minted through IAM Credentials generateIdToken (needs the google extra).",
+            ),
+            click.option(
+                "--sigstore-trust-config",
+                metavar="FILE",
+                help="The sigstore instance to sign with and trust (a client trust config "
+                "JSON). Default: the public-good instance.",
+            ),
+            click.option(
+                "--signature-format",
+                type=click.Choice(["legacy", "bundle", "both"]),
+                default="legacy",
+                show_default=True,
+                help="legacy: cosign's sha256-<hex>.sig tag; bundle: a sigstore bundle as an "
+                "OCI 1.1 referrer, as cosign v3 writes; both.",
+            ),
+            click.option(
                 "--sign/--no-sign",
                 "sign",
                 default=None,
-                help="Sign promoted images (default: on when --signing-key is given); "
-                "--sign=false turns signing off.",
+                help="Sign promoted images (default: on when --signing-key, --identity-token or "
+                "--signer-account is given); --sign=false turns signing off.",
             ),
             click.option(
                 "--primary-registry",
@@ -213,4 +240,34 @@ def max_image_size_option(default: int | None, help_text: str) -> Callable[[F], 
         show_default=default is not None,
         metavar="MIB",
         help=help_text,
+    )
+
+
+def keyless_policy_options(func: F) -> F:
+    """The identity a keyless signature must carry, as cosign verify names it."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--certificate-identity",
+                metavar="ID",
+                help="Keyless signatures must be certified for exactly this identity "
+                "(an email or URI of the certificate).",
+            ),
+            click.option(
+                "--certificate-identity-regexp",
+                metavar="RE",
+                help="Keyless signatures' identity must match this regular expression.",
+            ),
+            click.option(
+                "--certificate-oidc-issuer",
+                metavar="URL",
+                help="Keyless signatures must be certified for an identity of this OIDC issuer.",
+            ),
+            click.option(
+                "--certificate-oidc-issuer-regexp",
+                metavar="RE",
+                help="Keyless signatures' OIDC issuer must match this regular expression.",
+            ),
+        ],
     )

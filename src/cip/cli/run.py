@@ -23,7 +23,7 @@ from cip.cli.options import (
     selection_options,
     signing_options,
 )
-from cip.cli.signing import signing_setup
+from cip.cli.signing import KeylessFlags, signing_setup
 from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
@@ -60,8 +60,8 @@ Examples:
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
 --concurrency, as kpromo cip reads them. kpromo flags whose capability has not
-arrived (--signer-account, --certificate-*, --vuln-severity-threshold) are
-refused, never ignored.
+arrived (--certificate-* until runs verify staging's signatures,
+--vuln-severity-threshold) are refused, never ignored.
 
 \b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
@@ -130,6 +130,10 @@ def run_command(
     host_concurrency: tuple[str, ...],
     include_foreign_layers: bool,
     signing_key: str | None,
+    identity_token: str | None,
+    signer_account: str | None,
+    sigstore_trust_config: str | None,
+    signature_format: str,
     sign: bool | None,
     primary_registry: str | None,
     signing_identity: str | None,
@@ -160,9 +164,12 @@ def run_command(
         raise click.UsageError("--snapshot and --manifest-based-snapshot-of exclude each other")
     if (snapshot_tag or minimal_snapshot) and snapshot is None:
         raise click.UsageError("--snapshot-tag and --minimal-snapshot need --snapshot")
-    if (signing_key is not None or sign is not None) and (parse_only or snapshot_mode):
+    keyless = KeylessFlags(identity_token, signer_account, sigstore_trust_config, signature_format)
+    signing_asked = signing_key is not None or sign is not None or keyless.asked
+    if signing_asked and (parse_only or snapshot_mode):
         raise click.UsageError(
-            "--signing-key and --sign cannot be combined with --parse-only or a snapshot"
+            "signing flags (--signing-key, --identity-token, --signer-account, --sign) cannot be "
+            "combined with --parse-only or a snapshot"
         )
     if confirm and (parse_only or snapshot_mode):
         raise click.UsageError("--confirm cannot be combined with --parse-only or a snapshot")
@@ -205,6 +212,7 @@ def run_command(
     signing = signing_setup(
         validated.manifests,
         signing_key=signing_key,
+        keyless=keyless,
         sign=sign,
         primary_registry=primary_registry,
         signing_identity=signing_identity,

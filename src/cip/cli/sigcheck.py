@@ -10,6 +10,7 @@ import click
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.options import (
+    keyless_policy_options,
     manifest_options,
     network_options,
     output_option,
@@ -17,7 +18,7 @@ from cip.cli.options import (
     signing_options,
 )
 from cip.cli.run import credential_store
-from cip.cli.signing import signing_setup
+from cip.cli.signing import KeylessFlags, signing_setup, sigstore_instance
 from cip.errors import ExitCode, UsageError
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
@@ -28,13 +29,17 @@ from cip.registry.pool import RegistryPool
 from cip.report.signatures import sigcheck_json, sigcheck_text
 from cip.transport.ratelimit import RateLimitConfig, RateLimiter
 from cip.transport.settings import NetworkOptions
+from cip.trust.identity import IdentityPolicy
 from cip.trust.keys import load_public_key
-from cip.trust.signer import KeyVerifier, Verifier
+from cip.trust.signer import KeySigner, KeyVerifier, Verifier
 from cip.trust.signing import SignatureService
 
 HELP = """Check that every promoted digest (index children included) on every destination
-carries a signature that verifies with --verify-key; with --confirm, repair what is missing or
-invalid: merge a valid signature from another destination, else sign (needs --signing-key).
+carries a signature that verifies with --verify-key, or a keyless signature of the identity
+--certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] name (trusting
+--sigstore-trust-config, default the public-good instance); with --confirm, repair what is
+missing or invalid: merge a valid signature from another destination, else sign (needs
+--signing-key, --identity-token or --signer-account).
 
 \b
 Exit codes: 0 every signature valid (or repaired); 1 missing or invalid signatures remain;
@@ -51,6 +56,7 @@ Exit codes: 0 every signature valid (or repaired); 1 missing or invalid signatur
 @selection_options
 @network_options
 @signing_options
+@keyless_policy_options
 @handle_cip_errors
 def sigcheck_command(
     manifests: tuple[str, ...],
@@ -69,6 +75,10 @@ def sigcheck_command(
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
     signing_key: str | None,
+    identity_token: str | None,
+    signer_account: str | None,
+    sigstore_trust_config: str | None,
+    signature_format: str,
     sign: bool | None,
     primary_registry: str | None,
     signing_identity: str | None,
@@ -76,8 +86,19 @@ def sigcheck_command(
     copy_attached: bool,
     max_signature_ops: int,
     max_signature_copies: int,
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
 ) -> None:
     output = output or "text"
+    keyless = KeylessFlags(identity_token, signer_account, sigstore_trust_config, signature_format)
+    policy = identity_policy(
+        certificate_identity,
+        certificate_identity_regexp,
+        certificate_oidc_issuer,
+        certificate_oidc_issuer_regexp,
+    )
     if output not in ("text", "json"):
         raise click.UsageError(f"--output={output}: choose text or json")
     validated = load_and_validate(list(manifests), list(thin_dirs))
@@ -85,6 +106,7 @@ def sigcheck_command(
     setup = signing_setup(
         validated.manifests,
         signing_key=signing_key,
+        keyless=keyless,
         sign=sign,
         primary_registry=primary_registry,
         signing_identity=signing_identity,
@@ -92,8 +114,9 @@ def sigcheck_command(
         copy_attached=copy_attached,
         max_signature_ops=max_signature_ops,
         max_signature_copies=max_signature_copies,
+        verifying_keyless=policy is not None,
     )
-    verifier = _verifier(verify_key, setup)
+    verifier = _verifier(verify_key, setup, policy, keyless)
     if setup is None:
         # Repairs by merging need no signer; signing anew does.
         setup = SigningSetup(SignatureService(None), SigningPolicy(primary=primary_registry))
@@ -123,8 +146,55 @@ def sigcheck_command(
         sys.exit(int(ExitCode.FAILED))
 
 
-def _verifier(verify_key: str | None, setup: SigningSetup | None) -> Verifier:
+def identity_policy(
+    identity: str | None,
+    identity_regexp: str | None,
+    issuer: str | None,
+    issuer_regexp: str | None,
+) -> IdentityPolicy | None:
+    """cosign's identity flags as a policy: one of each pair, both pairs, or none at all."""
+    if identity is None and identity_regexp is None and issuer is None and issuer_regexp is None:
+        return None
+    if (identity is None) == (identity_regexp is None):
+        raise UsageError("give one of --certificate-identity and --certificate-identity-regexp")
+    if (issuer is None) == (issuer_regexp is None):
+        raise UsageError(
+            "give one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp"
+        )
+    try:
+        return IdentityPolicy(identity, identity_regexp, issuer, issuer_regexp)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _verifier(
+    verify_key: str | None,
+    setup: SigningSetup | None,
+    policy: IdentityPolicy | None,
+    keyless: KeylessFlags,
+) -> Verifier:
     signer = setup.service.signer if setup is not None else None
+    if policy is not None:
+        if verify_key is not None:
+            raise UsageError(
+                "--verify-key checks key signatures, --certificate-* keyless ones: give one"
+            )
+        if isinstance(signer, KeySigner):
+            raise UsageError(
+                "--signing-key cannot repair keyless signatures; give --identity-token"
+            )
+        from cip.trust.keyless import KeylessSigner  # sigstore loads only for keyless checks
+        from cip.trust.keyless_verify import LegacyKeylessVerifier
+
+        instance = (
+            signer.instance if isinstance(signer, KeylessSigner) else sigstore_instance(keyless)
+        )
+        return LegacyKeylessVerifier(instance.material, policy)
+    if signer is not None and not isinstance(signer, KeySigner):  # keyless, without a policy
+        raise UsageError(
+            "checking keyless signatures needs --certificate-identity[-regexp] and "
+            "--certificate-oidc-issuer[-regexp]"
+        )
     if verify_key is None:
         if signer is None:
             raise UsageError("sigcheck needs --verify-key FILE (or --signing-key)")

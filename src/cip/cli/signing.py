@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +15,10 @@ from cip.promote.signing import SigningSetup
 from cip.trust.keys import load_private_key
 from cip.trust.signer import KeySigner, Signer
 from cip.trust.signing import SignatureService
+from cip.trust.tokens import TOKEN_ENV, token_source
+
+if TYPE_CHECKING:
+    from cip.trust.instance import SigstoreInstance
 
 
 def parse_annotations(values: Sequence[str]) -> dict[str, str]:
@@ -25,14 +31,62 @@ def parse_annotations(values: Sequence[str]) -> dict[str, str]:
     return annotations
 
 
-def load_signer(signing_key: str | None) -> Signer | None:
-    return KeySigner(load_private_key(signing_key)) if signing_key is not None else None
+@dataclass(frozen=True)
+class KeylessFlags:
+    """The keyless signing flags, as given."""
+
+    identity_token: str | None = None
+    signer_account: str | None = None
+    trust_config: str | None = None
+    signature_format: str = "legacy"
+
+    @property
+    def asked(self) -> bool:
+        return self.identity_token is not None or self.signer_account is not None
+
+
+def load_signer(
+    signing_key: str | None, keyless: KeylessFlags, *, sign_asked: bool
+) -> Signer | None:
+    """The signer the flags name: a key, or an OIDC identity (a token, a token file, a service
+    account, or `SIGSTORE_ID_TOKEN` when `--sign` asks for signing and names no other signer)."""
+    if signing_key is not None and keyless.asked:
+        raise click.UsageError(
+            "--signing-key signs with a key; --identity-token and --signer-account sign "
+            "keylessly: give one of them"
+        )
+    if signing_key is not None:
+        if keyless.signature_format != "legacy":
+            raise click.UsageError(
+                f"--signature-format={keyless.signature_format} is for keyless signatures; "
+                "key signatures are written in the legacy format"
+            )
+        return KeySigner(load_private_key(signing_key))
+    if not keyless.asked and not sign_asked:
+        return None
+    tokens = token_source(keyless.identity_token, keyless.signer_account)
+    if tokens is None:
+        return None
+    if keyless.signature_format != "legacy":
+        raise click.UsageError(
+            f"--signature-format={keyless.signature_format} is not supported yet"
+        )
+    from cip.trust.keyless import KeylessSigner  # sigstore loads only when signing keylessly
+
+    return KeylessSigner(sigstore_instance(keyless), tokens)
+
+
+def sigstore_instance(keyless: KeylessFlags) -> SigstoreInstance:
+    from cip.trust.instance import load_instance
+
+    return load_instance(keyless.trust_config, legacy_log=keyless.signature_format != "bundle")
 
 
 def signing_setup(
     manifests: Sequence[PromoterManifest],
     *,
     signing_key: str | None,
+    keyless: KeylessFlags,
     sign: bool | None,
     primary_registry: str | None,
     signing_identity: str | None,
@@ -40,9 +94,10 @@ def signing_setup(
     copy_attached: bool,
     max_signature_ops: int,
     max_signature_copies: int,
+    verifying_keyless: bool = False,
 ) -> SigningSetup | None:
-    """None when signing is off: no key, or `--sign=false`."""
-    wanted = sign if sign is not None else signing_key is not None
+    """None when signing is off: no signer, or `--sign=false`."""
+    wanted = sign if sign is not None else (signing_key is not None or keyless.asked)
     annotations = parse_annotations(signature_annotations)
     if signing_identity is not None:
         problem = registry_name_problem(signing_identity)
@@ -54,11 +109,24 @@ def signing_setup(
             raise click.UsageError(
                 f"--primary-registry={primary_registry} is not a destination of any manifest"
             )
+    if not wanted or signing_key is not None:
+        for flag, given in (
+            ("--sigstore-trust-config", keyless.trust_config is not None and not verifying_keyless),
+            (
+                f"--signature-format={keyless.signature_format}",
+                keyless.signature_format != "legacy",
+            ),
+        ):
+            if given and signing_key is None:
+                raise click.UsageError(f"{flag} is for keyless signing, which is off")
     if not wanted:
         return None
-    if signing_key is None:
-        raise click.UsageError("--sign needs a signer: give --signing-key FILE")
-    signer = load_signer(signing_key)
+    signer = load_signer(signing_key, keyless, sign_asked=True)
+    if signer is None:
+        raise click.UsageError(
+            "--sign needs a signer: give --signing-key FILE, --identity-token, "
+            f"--signer-account or {TOKEN_ENV}"
+        )
     return SigningSetup(
         service=SignatureService(signer, annotations=annotations, copy_attached=copy_attached),
         policy=SigningPolicy(primary=primary_registry),

@@ -69,8 +69,8 @@ async def _verify(
             problem = claims_problem(parse_payload(data), digest)
         except ValueError as error:
             problem = str(error)
-        if problem is None and not verifier.verifies(data, layer.annotations):
-            problem = "signature does not verify with the key"
+        if problem is None:
+            problem = verifier.problem(data, layer.annotations)
         if problem is None:
             return None
         reasons.append(problem)

@@ -24,7 +24,8 @@ from cip.trust.keys import key_id
 
 
 class Signer(Protocol):
-    """What the signing machinery needs from any signer (a key now, keyless later)."""
+    """What the signing machinery needs from any signer: a key (`KeySigner`) or an OIDC
+    identity certified by Fulcio (`keyless.KeylessSigner`)."""
 
     @property
     def identity(self) -> str:
@@ -40,6 +41,14 @@ class Signer(Protocol):
 
 class Verifier(Protocol):
     def verifies(self, payload: bytes, annotations: Mapping[str, str]) -> bool: ...
+
+    def problem(self, payload: bytes, annotations: Mapping[str, str]) -> str | None:
+        """Why the layer's signature does not hold for `payload`, or None when it does."""
+        ...
+
+    def signer_of(self, payload: bytes, annotations: Mapping[str, str]) -> str | None:
+        """Who signed the layer, when its signature holds; else None."""
+        ...
 
     @property
     def identity(self) -> str: ...
@@ -64,14 +73,20 @@ class KeyVerifier:
         return key_id(self.public_key)
 
     def verifies(self, payload: bytes, annotations: Mapping[str, str]) -> bool:
+        return self.problem(payload, annotations) is None
+
+    def problem(self, payload: bytes, annotations: Mapping[str, str]) -> str | None:
         signature = _signature_bytes(annotations)
         if signature is None:
-            return False
+            return "no signature"
         try:
             self.public_key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
-            return False
-        return True
+            return "signature does not verify with the key"
+        return None
+
+    def signer_of(self, payload: bytes, annotations: Mapping[str, str]) -> str | None:
+        return self.identity if self.verifies(payload, annotations) else None
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,7 @@ class KnownPayloads:
         if payload is None:
             return None
         for verifier in self.verifiers:
-            if verifier.verifies(payload, layer.annotations):
-                return verifier.identity
+            signer = verifier.signer_of(payload, layer.annotations)
+            if signer is not None:
+                return signer
         return None

@@ -22,7 +22,7 @@ from cip.errors import RegistryError
 from cip.oci.media import Descriptor
 from cip.registry.client import Manifest, Registry
 from cip.trust.attached import signature_tag
-from cip.trust.signer import KnownPayloads, Signer, Verifier, sign_layer
+from cip.trust.signer import KnownPayloads, SignedLayer, Signer, Verifier, sign_layer
 from cip.trust.simplesigning import payload
 from cip.trust.store import AttachedWriter, BlobOrigin, Incoming, MergeResult, read_attached
 
@@ -118,10 +118,16 @@ class SignatureService:
                 origin = staging.origin()
                 incoming = [Incoming(layer, origin) for layer in theirs.parse().layers]
 
-        def own(layers: Sequence[Descriptor]) -> Incoming | None:
+        def make(layers: Sequence[Descriptor]) -> SignedLayer | None:
             if any(self.is_own(layer) for layer in layers):
                 return None
-            signed = sign_layer(signer, data)
+            return sign_layer(signer, data)
+
+        async def own(layers: Sequence[Descriptor]) -> Incoming | None:
+            # A keyless signer talks to Fulcio and Rekor with a blocking client: off the loop.
+            signed = await asyncio.to_thread(make, layers)
+            if signed is None:
+                return None
             self.stats.signed += 1
             return Incoming(signed.descriptor, signed.payload)
 
@@ -140,7 +146,10 @@ class SignatureService:
         """Whether a layer is a signature by cip's signer of a payload cip knows."""
         if self.signer is None:
             return False
-        return self._known.signer_of(layer) == self.signer.identity
+        signer = self._known.signer_of(layer)
+        # Only asked when a layer has a known signer: a keyless signer's identity needs its
+        # certificate.
+        return signer is not None and signer == self.signer.identity
 
     def signer_of(self, layer: Descriptor) -> str | None:
         return self._known.signer_of(layer)

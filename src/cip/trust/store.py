@@ -14,7 +14,7 @@ mount on the same registry, else read (payloads are small) and uploaded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cip.errors import RegistryError
@@ -64,8 +64,9 @@ UNREAD = _Unread()
 
 
 # Called with the layers the tag would hold after the merge; returns one more layer to add
-# (cip's own signature), or None when those layers already carry it.
-OwnLayer = Callable[[Sequence[Descriptor]], Incoming | None]
+# (cip's own signature), or None when those layers already carry it. Awaited, because making
+# a keyless signature is network I/O.
+OwnLayer = Callable[[Sequence[Descriptor]], Awaitable[Incoming | None]]
 
 
 async def read_attached(registry: Registry, repository: str, tag: str) -> Manifest | None:
@@ -135,7 +136,7 @@ class AttachedWriter:
                 existing, [i.descriptor for i in incoming], signer_of=signer_of
             )
             blobs = {i.descriptor.digest: i.blob for i in incoming}
-            mine = own(merged) if own is not None else None
+            mine = await own(merged) if own is not None else None
             if mine is not None:
                 merged.append(mine.descriptor)
                 added.append(mine.descriptor)
