@@ -100,3 +100,9 @@ def test_sigcheck_identity_policy_flags_come_in_pairs(demo: Path, tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 2
     assert "give one" in json.loads(done.stdout)["errors"][0]["message"]
+
+
+def test_sigcheck_refuses_bundle_checks_it_cannot_do_yet(demo: Path) -> None:
+    assert "checking bundles is not supported yet" in _usage_error(
+        "--manifest", str(demo), "--signature-format=bundle", command="sigcheck"
+    )

@@ -93,6 +93,11 @@ def sigcheck_command(
 ) -> None:
     output = output or "text"
     keyless = KeylessFlags(identity_token, signer_account, sigstore_trust_config, signature_format)
+    if signature_format != "legacy":
+        raise UsageError(
+            f"--signature-format={signature_format}: sigcheck checks and repairs legacy .sig "
+            "signatures; checking bundles is not supported yet"
+        )
     policy = identity_policy(
         certificate_identity,
         certificate_identity_regexp,

@@ -41,6 +41,13 @@ class KeylessFlags:
     signature_format: str = "legacy"
 
     @property
+    def formats(self) -> frozenset[str]:
+        """`--signature-format` as the formats to write: both is legacy and bundle."""
+        if self.signature_format == "both":
+            return frozenset({"legacy", "bundle"})
+        return frozenset({self.signature_format})
+
+    @property
     def asked(self) -> bool:
         return self.identity_token is not None or self.signer_account is not None
 
@@ -67,10 +74,6 @@ def load_signer(
     tokens = token_source(keyless.identity_token, keyless.signer_account)
     if tokens is None:
         return None
-    if keyless.signature_format != "legacy":
-        raise click.UsageError(
-            f"--signature-format={keyless.signature_format} is not supported yet"
-        )
     from cip.trust.keyless import KeylessSigner  # sigstore loads only when signing keylessly
 
     return KeylessSigner(sigstore_instance(keyless), tokens)
@@ -128,8 +131,13 @@ def signing_setup(
             f"--signer-account or {TOKEN_ENV}"
         )
     return SigningSetup(
-        service=SignatureService(signer, annotations=annotations, copy_attached=copy_attached),
-        policy=SigningPolicy(primary=primary_registry),
+        service=SignatureService(
+            signer,
+            annotations=annotations,
+            copy_attached=copy_attached,
+            formats=keyless.formats,
+        ),
+        policy=SigningPolicy(primary=primary_registry, formats=keyless.formats),
         identity_registry=signing_identity,
         max_ops=max_signature_ops,
         max_copies=max_signature_copies,

@@ -56,6 +56,9 @@ class SigningPolicy:
     """
 
     primary: str | None = None
+    # Where signatures live: "legacy" (the `.sig` tag) and/or "bundle" (a referrer, listed in
+    # the `sha256-<hex>` referrers tag cip maintains).
+    formats: frozenset[str] = frozenset({"legacy"})
 
     def primary_of(self, group: EdgeGroup) -> Registry:
         if self.primary is not None:
@@ -176,8 +179,8 @@ def plan(
         primary = signing.primary_of(group) if signing is not None else None
         for destination in group.destinations:
             verdict = _judge(index, group, destination, inventory, source)
-            if primary is not None:
-                step = _signature_step(verdict, group, inventory)
+            if signing is not None and primary is not None:
+                step = _signature_step(verdict, group, inventory, signing.formats)
                 if step is not None and destination != primary:
                     step = SignatureStep.REPLICATE
                 verdict = replace(verdict, signature=step)
@@ -186,9 +189,10 @@ def plan(
 
 
 def _signature_step(
-    verdict: Verdict, group: EdgeGroup, inventory: Inventory
+    verdict: Verdict, group: EdgeGroup, inventory: Inventory, formats: frozenset[str]
 ) -> SignatureStep | None:
-    """SIGN when the digest is (or will be) at the destination without a `.sig` tag there.
+    """SIGN when the digest is (or will be) at the destination without a `.sig` tag there
+    (or, for bundles, without a referrers tag).
 
     The tag listing the inventory reads anyway shows which digests carry a `.sig`, so this costs
     no request: a rerun after a crash between copy and sign, or after a `.sig` was deleted,
@@ -197,7 +201,9 @@ def _signature_step(
     if verdict.action not in SIGNED_ACTIONS:
         return None  # lost, failed, or a refused tag move: nothing is written there
     facts = inventory.get(verdict.destination.name, group.image)
-    if facts is not None and group.digest in facts.signed:
+    if facts is not None and all(
+        group.digest in (facts.signed if kind == "legacy" else facts.referred) for kind in formats
+    ):
         return None
     return SignatureStep.SIGN
 

@@ -63,6 +63,16 @@ def signed_digests(tags: Iterable[str]) -> set[str]:
     return found
 
 
+def referred_digests(tags: Iterable[str]) -> set[str]:
+    """Digests that a tag listing shows a referrers tag (`sha256-<hex>`) for."""
+    found: set[str] = set()
+    for tag in tags:
+        parsed = parse_attached_tag(tag)
+        if parsed is not None and parsed[1] is None:
+            found.add(parsed[0])
+    return found
+
+
 def _dump(body: object) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

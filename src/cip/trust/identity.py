@@ -140,3 +140,12 @@ class IdentityPolicy:
         problem = self.problem(cert)
         if problem is not None:
             raise VerificationError(problem)
+
+
+def certificate_policy(certificate: x509.Certificate) -> IdentityPolicy:
+    """The exact policy a certificate meets: its first identity and its issuer (how cip names
+    the signer of a keyless signature)."""
+    names = certificate_identities(certificate)
+    return IdentityPolicy(
+        identity=names[0] if names else "", issuer=certificate_issuer(certificate) or ""
+    )

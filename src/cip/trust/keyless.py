@@ -40,7 +40,7 @@ from cip.trust.attached import (
     CHAIN_ANNOTATION,
     SIGNATURE_ANNOTATION,
 )
-from cip.trust.identity import IdentityPolicy, certificate_identities, certificate_issuer
+from cip.trust.identity import certificate_policy
 from cip.trust.instance import SigstoreInstance
 from cip.trust.keyless_verify import LegacyKeylessVerifier
 from cip.trust.tokens import TokenSource, check_expiry
@@ -85,14 +85,6 @@ def legacy_annotations(
             {"SignedRFC3161Timestamp": stamps[0]["signedTimestamp"]}, separators=(",", ":")
         )
     return annotations
-
-
-def certificate_policy(certificate: x509.Certificate) -> IdentityPolicy:
-    """The exact policy a certificate meets: its first identity and its issuer."""
-    names = certificate_identities(certificate)
-    return IdentityPolicy(
-        identity=names[0] if names else "", issuer=certificate_issuer(certificate) or ""
-    )
 
 
 @dataclass
@@ -182,6 +174,14 @@ class KeylessSigner:
         """A sigstore bundle (JSON bytes) of a DSSE envelope over this in-toto statement."""
         parsed = self._bundle(lambda signer: signer.sign_dsse(Statement(statement)))
         return json.dumps(parsed, separators=(",", ":")).encode()
+
+    def owns_bundle(self, data: bytes, digest: str) -> bool:
+        """Whether a bundle is a valid signature of `digest` by this signer's identity."""
+        from cip.trust.bundle_verify import BundleVerifier
+
+        verifier = BundleVerifier(self.instance.config.trusted_root, policy=None)
+        signer = verifier.signer_of(data, digest)
+        return signer is not None and signer == self.identity
 
     def verifier(self) -> LegacyKeylessVerifier:
         """Verifies what this signer writes, naming each layer by its certificate's identity."""

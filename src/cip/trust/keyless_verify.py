@@ -41,7 +41,7 @@ from cryptography.x509.verification import (
 )
 
 from cip.trust.attached import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION
-from cip.trust.identity import IdentityPolicy, certificate_identities, certificate_issuer
+from cip.trust.identity import IdentityPolicy, certificate_policy
 from cip.trust.instance import LogKey, TrustMaterial
 
 
@@ -231,10 +231,7 @@ class LegacyKeylessVerifier:
             return None
         if self.policy is not None:
             return self.policy.description
-        names = certificate_identities(leaf)
-        return IdentityPolicy(
-            identity=names[0] if names else "", issuer=certificate_issuer(leaf) or ""
-        ).description
+        return certificate_policy(leaf).description
 
     def problem(self, payload: bytes, annotations: Mapping[str, str]) -> str | None:
         """Why the layer is not a valid keyless signature of `payload`, or None when it is."""

@@ -16,17 +16,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 from cip.errors import RegistryError
 from cip.oci.media import Descriptor
 from cip.registry.client import Manifest, Registry
 from cip.trust.attached import signature_tag
+from cip.trust.bundles import bundles_of, copy_referrers, put_referrer, referrer, statement
 from cip.trust.signer import KnownPayloads, SignedLayer, Signer, Verifier, sign_layer
 from cip.trust.simplesigning import payload
 from cip.trust.store import AttachedWriter, BlobOrigin, Incoming, MergeResult, read_attached
 
 T = TypeVar("T")
+LEGACY_ONLY = frozenset({"legacy"})
+
+
+class BundleSigner(Protocol):
+    """A signer that also writes cosign v3 bundles (the keyless signer)."""
+
+    def sign_statement(self, statement: bytes) -> bytes: ...
+
+    def owns_bundle(self, data: bytes, digest: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,7 @@ class SignatureService:
     annotations: Mapping[str, str] = field(default_factory=dict)
     copy_attached: bool = True
     verifiers: Sequence[Verifier] = ()
+    formats: frozenset[str] = LEGACY_ONLY  # "legacy" (`.sig`) and/or "bundle" (a referrer)
     writer: AttachedWriter = field(default_factory=AttachedWriter)
     stats: SigningStats = field(default_factory=SigningStats)
     _tasks: dict[tuple[object, ...], asyncio.Task[object]] = field(default_factory=dict)
@@ -109,6 +120,29 @@ class SignatureService:
         signer = self.signer
         children = await self._children(place, digest)
         await asyncio.gather(*(self.sign(place, c.digest, reference, staging) for c in children))
+        written = False
+        if "bundle" in self.formats:
+            written = await self._sign_bundle(place, digest, reference)
+        if "legacy" in self.formats:
+            written = await self._sign_legacy(signer, place, digest, reference, staging) or written
+        if not written:
+            self.stats.already += 1
+
+    async def _sign_bundle(self, place: Place, digest: str, reference: str) -> bool:
+        signer = cast(BundleSigner, self.signer)
+        existing = await bundles_of(place.registry, place.repository, digest)
+        if await asyncio.to_thread(lambda: any(signer.owns_bundle(b, digest) for b in existing)):
+            return False
+        bundle = await asyncio.to_thread(signer.sign_statement, statement(reference, digest))
+        self.stats.signed += 1
+        subject = (await self._manifest(place, digest)).descriptor()
+        made = referrer(bundle, subject)
+        await put_referrer(self.writer, place.registry, place.repository, made, digest)
+        return True
+
+    async def _sign_legacy(
+        self, signer: Signer, place: Place, digest: str, reference: str, staging: Place | None
+    ) -> bool:
         data = self.payload_for(reference, digest)
         tag = signature_tag(digest)
         incoming: list[Incoming] = []
@@ -139,8 +173,7 @@ class SignatureService:
             signer_of=self._known.signer_of,
             own=own,
         )
-        if not result.written:
-            self.stats.already += 1
+        return result.written
 
     def is_own(self, layer: Descriptor) -> bool:
         """Whether a layer is a signature by cip's signer of a payload cip knows."""
@@ -176,6 +209,24 @@ class SignatureService:
         await asyncio.gather(
             *(self.replicate(source, target, c.digest, reference) for c in children)
         )
+        written = False
+        if "bundle" in self.formats:
+            written = bool(
+                await copy_referrers(
+                    self.writer, source.registry, source.repository, target.registry,
+                    target.repository, digest,
+                )
+            )  # fmt: skip
+        if "legacy" in self.formats:
+            written = await self._replicate_legacy(source, target, digest, reference) or written
+        if written:
+            self.stats.replicated += 1
+        else:
+            self.stats.already += 1
+
+    async def _replicate_legacy(
+        self, source: Place, target: Place, digest: str, reference: str | None
+    ) -> bool:
         if reference is not None:
             self.payload_for(reference, digest)
         tag = signature_tag(digest)
@@ -194,10 +245,7 @@ class SignatureService:
         result = await self.merge_layers(
             target, tag, [Incoming(layer, origin) for layer in theirs.parse().layers]
         )
-        if result.written:
-            self.stats.replicated += 1
-        else:
-            self.stats.already += 1
+        return result.written
 
     async def merge_layers(self, target: Place, tag: str, incoming: list[Incoming]) -> MergeResult:
         return await self.writer.merge(

@@ -104,7 +104,8 @@ class AttachedWriter:
     stats: MergeStats = field(default_factory=MergeStats)
     _locks: dict[tuple[int, str, str], asyncio.Lock] = field(default_factory=dict)
 
-    def _lock(self, registry: Registry, repository: str, tag: str) -> asyncio.Lock:
+    def lock(self, registry: Registry, repository: str, tag: str) -> asyncio.Lock:
+        """The lock that serialises merges into one tag within a run."""
         key = (id(registry), repository, tag)
         lock = self._locks.get(key)
         if lock is None:
@@ -128,7 +129,7 @@ class AttachedWriter:
         `current`: the tag's manifest (None: absent) when the caller just read it from a
         listing and a GET, so no HEAD is spent; `write=False` only says what would be added.
         """
-        async with self._lock(registry, repository, tag):
+        async with self.lock(registry, repository, tag):
             if isinstance(current, _Unread):
                 current = await read_attached(registry, repository, tag)
             existing = current.parse().layers if current is not None else ()
@@ -153,7 +154,7 @@ class AttachedWriter:
             needed = {d.digest: blobs[d.digest] for d in added}
             needed[built.config_descriptor.digest] = built.config
             await asyncio.gather(
-                *(self._ensure_blob(registry, repository, d, b) for d, b in needed.items())
+                *(self.ensure_blob(registry, repository, d, b) for d, b in needed.items())
             )
             await registry.put_manifest(
                 repository, tag, built.manifest, "application/vnd.oci.image.manifest.v1+json"
@@ -162,7 +163,7 @@ class AttachedWriter:
             self.stats.layers_added += len(added)
             return MergeResult(True, tuple(merged), len(added))
 
-    async def _ensure_blob(
+    async def ensure_blob(
         self, registry: Registry, repository: str, digest: str, blob: bytes | BlobOrigin
     ) -> None:
         if await registry.blob_exists(repository, digest):
