@@ -1,1 +1,1 @@
-"""Signing and provenance of promoted images (roadmap: trust). Nothing here yet."""
+"""Signing promoted images: keys and keyless identities, cosign's formats, verification."""

@@ -5,7 +5,9 @@ for the digest (merged first, as upstream copies them), then cip's own unless th
 carries a signature of the same payload by the same key. `replicate` merges the primary's
 `.sig` into a mirror. An index is handled children first, then the index itself, the same order
 as a copy: so an index's `.sig` on a registry means its children are signed there too, and a
-plan that sees the index's tag need not look at the children.
+plan that sees the index's tag need not look at the children. With the bundle format
+(`formats`), the same steps write and replicate cosign v3's bundle referrer (`bundles.py`)
+beside, or instead of, the `.sig`.
 
 Work is shared within a run: two edges needing the same signature or replication await one
 task, and finished tasks are dropped with `forget` so memory does not grow with the run.
