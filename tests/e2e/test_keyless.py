@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -121,7 +122,12 @@ def test_keyless_run_signs_each_digest_once_everywhere_and_a_rerun_asks_nothing(
                 assert openssl_verifies_with_certificate(data, annotations, tmp_path / digest[7:19])
 
     marks = {lab.host: lab.mark() for lab in (staging, *mirrors)}
-    again = run_cip("run", "--manifest", str(path), "--confirm", *signing)
+    # The rerun takes its token from SIGSTORE_ID_TOKEN, as `--sign` asks.
+    again = run_cip(
+        "run", "--manifest", str(path), "--confirm", "--sign",
+        "--sigstore-trust-config", str(sigstore_lab.trust_config),
+        env={**os.environ, "SIGSTORE_ID_TOKEN": make_token()},
+    )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
     assert "phase sign: 0 signatures made, 0 replicated" in again.stderr
     assert sigstore_lab.stats()["entries"] == after["entries"]
