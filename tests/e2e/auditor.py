@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class RunningAuditor:
     port: int
     stdout: Path
     stderr: Path
+    last_headers: Message | None = None  # of the last answer to post(), any case
 
     @property
     def url(self) -> str:
@@ -51,11 +53,26 @@ class RunningAuditor:
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
+                self.last_headers = response.headers
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            self.last_headers = error.headers
+            return error.code, json.loads(error.read())
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET and return (status, the JSON answer)."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
-    def pubsub(self, payload: Mapping[str, Any] | bytes, message_id: str) -> tuple[int, Any]:
+    def pubsub(
+        self,
+        payload: Mapping[str, Any] | bytes,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """A Pub/Sub push as the push subscription sends it (both spellings of the id)."""
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         envelope = {
@@ -69,7 +86,7 @@ class RunningAuditor:
             },
             "subscription": "projects/lab/subscriptions/cip-audit",
         }
-        return self.post("/pubsub", json.dumps(envelope).encode())
+        return self.post("/pubsub", json.dumps(envelope).encode(), headers)
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of /metrics, by name and sorted labels."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.auditor import running_auditor
-from tests.e2e.conftest import push_images, run_cip
+from tests.e2e.conftest import push_images
 from tests.lab.images import artifact, oci_image, oci_index
 from tests.lab.registry_lab import LabRegistry
 
@@ -278,16 +278,6 @@ def test_deletions_are_verified_with_allow_deletions_only_when_no_manifest_lists
             assert (only(answer)["verdict"], only(answer)["rule"]) == (verdict, rule), answer
         assert auditor.events_total("pubsub", "delete", "verified") == 2
         assert auditor.events_total("pubsub", "delete", "rejected") == 2
-
-
-def test_serve_refuses_to_start_without_pubsub_auth(tmp_path: Path) -> None:
-    manifest = Path(__file__).resolve().parents[2] / "examples" / "plain.yaml"
-    refused = run_cip("audit", "serve", "--manifest", str(manifest))
-    assert refused.returncode == 2
-    assert "--pubsub-auth=none is required" in refused.stderr
-    oidc = run_cip("audit", "serve", "--manifest", str(manifest), "--pubsub-auth=oidc")
-    assert oidc.returncode == 2
-    assert "--pubsub-auth=oidc is not supported yet" in oidc.stderr
 
 
 def test_children_not_listed_are_found_by_reading_only_their_promoted_index(

@@ -11,12 +11,15 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cip.audit.pushauth import REFUSALS
 from cip.audit.reconcile import ReconcileResult
+from cip.audit.refresh import REFRESH_OUTCOMES, RefreshResult
 from cip.audit.verdicts import Decision, Verdict
 
 SOURCES = ("pubsub", "distribution")
 ACTIONS = ("push", "delete", "invalid")  # INSERT counts as push, DELETE as delete
-ROUTES = ("/pubsub", "/distribution")
+ROUTES = ("/pubsub", "/distribution")  # the routes that judge events
+TOKEN_REFUSAL = "bad-token"  # a missing or wrong bearer token (/distribution, /refresh)
 
 
 class AuditMetrics:
@@ -51,6 +54,13 @@ class AuditMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.unauthorized = Counter(
+            "cip_audit_unauthorized",
+            "Requests refused before their body was read, by route and reason "
+            "(401; certificates-unavailable: 503).",
+            ["route", "reason"],
+            registry=self.registry,
+        )
         for source in SOURCES:
             for action in ACTIONS:
                 for verdict in Verdict:
@@ -61,6 +71,34 @@ class AuditMetrics:
             self.reconcile_items.labels(str(verdict))
         for route in ROUTES:
             self.latency.labels(route)
+        for refusal in REFUSALS:
+            self.unauthorized.labels("/pubsub", str(refusal))
+        for route in ("/distribution", "/refresh"):
+            self.unauthorized.labels(route, TOKEN_REFUSAL)
+
+    def follow_git(self) -> None:
+        """The series of manifests followed in git (absent otherwise, so no alert on them
+        can fire for a service that reads files)."""
+        self.refreshes = Counter(
+            "cip_audit_manifests_refreshes",
+            "Refreshes of the manifests from git, by outcome: loaded (a new commit), "
+            "unchanged, invalid or failed (the previous set stays).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.manifests_current = Gauge(
+            "cip_audit_manifests_current_timestamp_seconds",
+            "When the manifests in use were last found to be the branch's newest commit "
+            "(Unix time): a stale set stops advancing it.",
+            registry=self.registry,
+        )
+        for outcome in REFRESH_OUTCOMES:
+            self.refreshes.labels(str(outcome))
+
+    def refreshed(self, result: RefreshResult) -> None:
+        self.refreshes.labels(str(result.outcome)).inc()
+        if result.current:
+            self.manifests_current.set(result.at)
 
     def count(self, decision: Decision) -> None:
         event = decision.event

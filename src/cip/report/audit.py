@@ -2,7 +2,9 @@
 
 One shape for a decision everywhere (the service's answers, its log lines and the reconcile
 document): `verdict`, `rule`, `reason`, `manifest`, `parent` and the `event` judged. Log lines
-are single-line JSON with `severity`, `message` and `time`, the fields Cloud Logging reads.
+are single-line JSON with `severity`, `message` and `time`, the fields Cloud Logging reads,
+and `manifests_commit`, the commit of the manifests that judged (null for files). /healthz
+and `POST /refresh` answer JSON about the manifests in use.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cip.audit.events import RegistryEvent
+from cip.audit.gitsource import redact
 from cip.audit.verdicts import Decision, Verdict
 
 if TYPE_CHECKING:
     from cip.audit.reconcile import ReconcileResult
+    from cip.audit.refresh import ManifestsInUse, RefreshResult
 
 SEVERITIES = {Verdict.VERIFIED: "INFO", Verdict.REJECTED: "ERROR", Verdict.ERROR: "WARNING"}
 
@@ -63,14 +67,34 @@ class AuditRenderer:
     def refusal(self, message: str) -> bytes:
         return json.dumps({"error": message}).encode()
 
-    def decision_line(self, decision: Decision) -> str:
+    def decision_line(self, decision: Decision, commit: str | None = None) -> str:
         line = {
             "severity": SEVERITIES[decision.verdict],
             "message": _headline(decision),
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": _time(datetime.now(UTC)),
             **decision_json(decision),
+            "manifests_commit": commit,
         }
         return json.dumps(line, sort_keys=False)
+
+    def health(self, manifests: ManifestsInUse) -> bytes:
+        current = manifests.current
+        shown: dict[str, object] = {
+            "source": "files" if manifests.git is None else "git",
+            "commit": current.commit,
+            "loaded": _time(datetime.fromtimestamp(current.loaded_at, UTC)),
+        }
+        if manifests.git is not None:
+            shown.update(
+                url=redact(manifests.git.url),
+                branch=manifests.git.branch,
+                path=manifests.git.path,
+                last_refresh=refresh_json(manifests.last_refresh),
+            )
+        return json.dumps({"status": "ok", "manifests": shown}).encode()
+
+    def refresh_answer(self, result: RefreshResult) -> bytes:
+        return json.dumps(refresh_json(result)).encode()
 
     def reconcile_line(self, result: ReconcileResult) -> str:
         counts = result.counts()
@@ -80,6 +104,23 @@ class AuditRenderer:
             f"{len(result.decisions)} tags and digests: {counts['verified']} verified, "
             f"{counts['rejected']} rejected, {_count(counts['error'], 'error', 'errors')}"
         )
+
+
+def refresh_json(result: RefreshResult | None) -> dict[str, object] | None:
+    if result is None:
+        return None
+    return {
+        "outcome": str(result.outcome),
+        "commit": result.in_use,
+        "fetched": result.fetched,
+        "message": result.message,
+        "problems": list(result.problems),
+        "time": _time(datetime.fromtimestamp(result.at, UTC)),
+    }
+
+
+def _time(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _count(number: int, one: str, many: str) -> str:
