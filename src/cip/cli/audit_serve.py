@@ -301,7 +301,6 @@ def _serve(
         from cip.audit.gitsource import GitSource
 
         assert workdir is not None
-        listener = _listen(flags["host"], port)
         # Credentials for a manifest's `service-account` are those of the first commit.
         holder: list[RegistryPool] = []
 
@@ -312,6 +311,7 @@ def _serve(
 
         manifests = GitManifests(GitSource(git.url, git.branch, git.path, workdir), build)
         asyncio.run(manifests.start())
+        listener = _listen(flags["host"], port)
         pool = holder[0]
         metrics.follow_git()
         assert manifests.last_refresh is not None
