@@ -120,6 +120,25 @@ def test_certificates_that_cannot_be_fetched_answer_503_so_pubsub_retries(tmp_pa
         assert answer["events"][0]["verdict"] == "verified"
 
 
+def test_certificates_past_their_max_age_are_kept_while_the_endpoint_is_down(
+    tmp_path: Path,
+) -> None:
+    google = GoogleCertificates(max_age=0)  # every verification asks for them again
+    with (
+        google.serve() as certs_url,
+        running_auditor(["--manifest", str(manifest(tmp_path)), *oidc_flags(certs_url)], tmp_path)
+        as auditor,
+    ):  # fmt: skip
+        headers = {"Authorization": f"Bearer {google.token()}"}
+        assert auditor.pubsub(INSERT, "m1", headers)[0] == 200
+        google.available = False
+        status, answer = auditor.pubsub(INSERT, "m2", headers)
+        assert status == 200, answer
+        assert google.requests == 2  # asked, refused, and the copy held was used
+        assert refused(auditor, "certificates-unavailable") == 0
+    assert "cannot refresh Google's certificates" in auditor.stderr.read_text()
+
+
 def test_oidc_needs_an_audience_and_an_allowed_account_and_none_takes_neither(
     tmp_path: Path,
 ) -> None:

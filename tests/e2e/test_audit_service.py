@@ -77,7 +77,7 @@ def test_a_port_in_use_is_a_usage_error_naming_it() -> None:
 def test_help_names_the_routes_and_every_flag() -> None:
     serve = run_cip("audit", "serve", "--help")
     assert serve.returncode == 0
-    for text in ("POST /pubsub", "POST /distribution", "--pubsub-auth", "--reconcile", "--allow-deletions", "CIP_AUDIT_DISTRIBUTION_TOKEN"):  # fmt: skip
+    for text in ("POST /pubsub", "POST /distribution", "POST /refresh", "--pubsub-auth", "--pubsub-audience", "--pubsub-allowed-email", "--google-certs-url", "--manifests-git", "--manifests-branch", "--manifests-path", "--refresh", "--reconcile", "--allow-deletions", "CIP_AUDIT_DISTRIBUTION_TOKEN"):  # fmt: skip
         assert text in serve.stdout, text
     top = run_cip("--help")
     assert "audit" in top.stdout
