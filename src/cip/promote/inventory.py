@@ -1,10 +1,11 @@
 """Read, concurrently, exactly the registry facts a plan needs.
 
 Destinations first: one tag listing per destination repository, then a HEAD per wanted tag
-that exists (skipped when the listing already carries digests, as Google's registries do), and
-a HEAD per wanted digest no tag accounts for. Sources only afterwards, and only for digests
+that exists and a HEAD per wanted digest no tag accounts for; both are skipped when the listing
+already carries every digest with its tags, as Google's registries do. Sources only afterwards, and only for digests
 some destination lacks. So a run where everything is present costs at most one request per
-destination tag plus one per destination repository.
+destination tag plus one per destination repository, and on Google's registries one request per
+destination repository.
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ class InventoryReader:
                         facts.media_types[entry.digest] = entry.media_type
                     for tag in entry.tags:
                         facts.tags[tag] = entry.digest
+                # Google's listing names every manifest, untagged ones too: what it lacks is
+                # absent, no HEAD needed (upstream's promoter reads GCR this way alone).
+                for digest in wanted.digests:
+                    facts.digests.setdefault(digest, False)
             else:
                 to_resolve = sorted(wanted.tags & listed_tags)
                 heads = await self._heads(client, repository, to_resolve)
