@@ -6,7 +6,6 @@ everything it decides is data returned by those layers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -15,6 +14,7 @@ import click
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
 from cip.cli.logs import log_level_option
+from cip.cli.loop import run_coroutine
 from cip.cli.options import (
     manifest_options,
     max_image_size_option,
@@ -188,7 +188,7 @@ def run_command(
             limiter=RateLimiter(limits),
             credentials=CredentialStore.from_environment(authfile=authfile),
         )
-        found = asyncio.run(
+        found = run_coroutine(
             _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
         )
         for note in snapshot_notes(snapshot, found.names_below, found.tags_only):
@@ -229,7 +229,7 @@ def run_command(
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
     )
-    outcome = asyncio.run(
+    outcome = run_coroutine(
         _run(groups, pool, concurrency, confirm, include_foreign_layers, signing, max_image_size)
     )
     result = outcome.plan
