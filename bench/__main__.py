@@ -7,6 +7,9 @@ Running everything in one go on one machine is the point: ratios between contend
 minutes apart on the same cores mean something; numbers copied from elsewhere do not.
 
     python3 -m bench [--quick] [--cases 2,3,5] [--out BENCHMARKS.md] [--json bench/results.json]
+
+A run of some cases (`--cases K1,K2`) keeps the other cases' results from the JSON file and
+says, per case, which command measured it and when.
 """
 
 from __future__ import annotations
@@ -25,13 +28,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import cases_blob, cases_check, cases_promote, cases_scale, corpus_load, report
+from bench import (
+    cases_blob,
+    cases_check,
+    cases_k8s,
+    cases_promote,
+    cases_scale,
+    corpus_load,
+    report,
+)
 from bench import corpus as corpora
 from bench.lab import REPO_ROOT, Lab
 from bench.profile import profile_cip
 from bench.skopeo import version as skopeo_version
 
-ALL_CASES = ("1", "2", "3", "4", "5", "6", "7", "check")
+ALL_CASES = ("1", "2", "3", "4", "5", "6", "7", "check", "K1", "K2")
 
 
 def _log(message: str) -> None:
@@ -132,6 +143,15 @@ def run_cases(
             log("case 7: planning at scale")
             sizes = [200, 1000] if quick else [2000, 10000]
             results["7"] = cases_scale.scale(lab, workdir, sizes, log, profile_missed=not quick)
+            checkpoint(results, profiles)
+        if "K1" in cases:
+            log("case K1: no-op plan of registry.k8s.io against the simulator")
+            results["K1"] = cases_k8s.no_op(quick, log, workdir=workdir / "k1")
+            profiles.update(results["K1"].pop("profiles", {}))
+            checkpoint(results, profiles)
+        if "K2" in cases:
+            log("case K2: the pull-request path")
+            results["K2"] = cases_k8s.pull_request(quick, log, workdir=workdir / "k2")
     finally:
         lab.close()
     for key in ("4", "7"):
@@ -160,6 +180,28 @@ def _profile_cold(lab: Lab, staging: cases_promote.Staging) -> str:
             lab.discard(mirror)
 
 
+def _kept_results(path: Path, rerun: list[str]) -> dict[str, Any]:
+    """The previous results of the cases not rerun now, with their profiles and provenance."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    cases = {k: v for k, v in previous.get("cases", {}).items() if k not in rerun}
+    by = previous.get("measured_by") or {
+        k: {"command": previous.get("command", "?"), "date": "earlier"} for k in cases
+    }
+
+    def rerun_profile(name: str) -> bool:
+        return any(name.startswith((f"case {c}:", f"case {c} ", f"{c}:")) or name == f"case {c}"
+                   for c in rerun)  # fmt: skip
+
+    return {
+        "cases": cases,
+        "measured_by": {k: v for k, v in by.items() if k in cases},
+        "profiles": {n: t for n, t in previous.get("profiles", {}).items() if not rerun_profile(n)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the images, 2 rounds")
@@ -180,14 +222,20 @@ def main() -> None:
         command += f" --cases {args.cases}"
     about = machine()
 
+    kept = _kept_results(args.json, cases) if set(cases) != set(ALL_CASES) else {}
+    today = time.strftime("%Y-%m-%d")
+
     def write(results: dict[str, Any], profiles: dict[str, str]) -> None:
+        measured_by = dict(kept.get("measured_by", {}))
+        measured_by.update({c: {"command": command, "date": today} for c in results})
         document = {
             "command": command,
             "quick": args.quick,
             "seconds": time.perf_counter() - started,
             "machine": about,
-            "cases": results,
-            "profiles": profiles,
+            "cases": {**kept.get("cases", {}), **results},
+            "measured_by": measured_by,
+            "profiles": {**kept.get("profiles", {}), **profiles},
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")

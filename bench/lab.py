@@ -98,7 +98,7 @@ def total(counts: Mapping[str, Any], prefix: str = "", key: str = "total") -> in
 
 @dataclass
 class Measured:
-    """One finished subprocess: wall time, peak RSS (MB) and its output."""
+    """One finished subprocess: wall time, peak RSS (MB), CPU time (user + system), output."""
 
     argv: list[str]
     seconds: float
@@ -106,6 +106,7 @@ class Measured:
     returncode: int
     stdout: str = ""
     stderr: str = ""
+    cpu_seconds: float = float("nan")
 
     def check(self, what: str) -> Measured:
         if self.returncode != 0:
@@ -129,10 +130,11 @@ class Running:
     def wait(self) -> Measured:
         returncode = self.process.wait()
         seconds = time.perf_counter() - self.started
-        try:
-            rss_kb = float(self.rss_file.read_text().strip().splitlines()[-1])
+        try:  # GNU time's last line: "%M %U %S"
+            rss, user, system = self.rss_file.read_text().strip().splitlines()[-1].split()
+            rss_kb, cpu = float(rss), float(user) + float(system)
         except (OSError, ValueError, IndexError):
-            rss_kb = float("nan")
+            rss_kb = cpu = float("nan")
         out = Measured(
             self.argv,
             seconds,
@@ -140,6 +142,7 @@ class Running:
             returncode,
             self.stdout_file.read_text(errors="replace"),
             self.stderr_file.read_text(errors="replace"),
+            cpu,
         )
         for path in (self.rss_file, self.stdout_file, self.stderr_file):
             path.unlink(missing_ok=True)
@@ -150,7 +153,7 @@ def start_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None)
     """Start `argv` under GNU time; its output goes to files so pipes never block it."""
     scratch = Path(tempfile.mkdtemp(prefix="cip-bench-run-"))
     rss_file, out_file, err_file = scratch / "rss", scratch / "out", scratch / "err"
-    full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *argv]
+    full = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_file), *argv]
     with out_file.open("w") as out, err_file.open("w") as err:
         started = time.perf_counter()
         process = subprocess.Popen(

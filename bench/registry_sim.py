@@ -262,6 +262,7 @@ class SimulatorProcess:
     def __init__(self, hosts: Iterable[SimHost], folder: Path) -> None:
         spec, ready = folder / "sim-spec.json", folder / "sim-ready.json"
         spec.write_text(json.dumps(spec_json(hosts)))
+        ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.registry_sim", str(spec), "--ready", str(ready)],
             cwd=Path(__file__).resolve().parents[1],

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench import report_k8s
+
 PROFILE_TOP = 25
 
 
@@ -46,7 +48,8 @@ def render(results: Mapping[str, Any]) -> str:
         f"{machine['memory_gib']:.0f} GiB, {machine['os']}, Python {machine['python']}, "
         f"docker-registry {machine['docker_registry']}, skopeo {machine['skopeo']}, "
         f"httpx {machine['httpx']}, httpcore {machine['httpcore']}; "
-        f"whole run {results['seconds']:.0f} s. Registries are real `docker-registry` processes "
+        f"whole run {results['seconds']:.0f} s.{_provenance(results)} Registries are real "
+        "`docker-registry` processes "
         "on loopback (plain HTTP/1.1), started by the harness; each costs about 2 ms of CPU per "
         "request, so on 2 cores the registries and the client compete for the same CPU. "
         "Every contender runs as a subprocess under GNU `time` (peak RSS is its own); request "
@@ -68,6 +71,17 @@ def render(results: Mapping[str, Any]) -> str:
         for name, text in profiles.items():
             out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _provenance(results: Mapping[str, Any]) -> str:
+    """Which command measured which cases, when a file holds results of several runs."""
+    groups: dict[str, list[str]] = {}
+    for case, by in (results.get("measured_by") or {}).items():
+        groups.setdefault(f"`{by['command']}` ({by['date']})", []).append(case)
+    if len(groups) < 2:
+        return ""
+    parts = [f"cases {', '.join(cases)} by {how}" for how, cases in groups.items()]
+    return " Measured in separate runs on this machine: " + "; ".join(parts) + "."
 
 
 def _case1(r: Mapping[str, Any]) -> list[str]:
@@ -333,4 +347,6 @@ _RENDERERS = {
     "6": _case6,
     "7": _case7,
     "check": _case_check,
+    "K1": report_k8s.case_k1,
+    "K2": report_k8s.case_k2,
 }

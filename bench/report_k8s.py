@@ -1,0 +1,117 @@
+"""The K1 and K2 sections of BENCHMARKS.md: registry.k8s.io's job, simulated, beside upstream's.
+
+Upstream's figures are quoted from the project's public issue threads, so a reader can check
+them: the promotion jobs run for an hour or more, often several (kubernetes-sigs/promo-tools
+#637, #1125; kubernetes/k8s.io #4374), on allocations raised to 7 cores and 40 GiB
+(promo-tools #637), with 0.7–1.4 GB resident (as measured for this project's issue 20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+UPSTREAM = (
+    "Upstream's promoter does this job in an hour or more, often several: "
+    '"more than one hour, often multiple hours" (kubernetes-sigs/promo-tools#637), 2–3 hours '
+    "for the postsubmit (promo-tools#1125), presubmits of about an hour (kubernetes/k8s.io#4374),"
+    " on pods given 7 cores and 40 GiB (promo-tools#637), holding 0.7–1.4 GB, against Artifact "
+    "Registry quotas of about 50 requests/s."
+)
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def _row(name: str, r: Mapping[str, Any]) -> str:
+    q = r["requests"]
+    return (
+        f"| {name} | {r['seconds']:.1f} s | {r['cpu_seconds']:.1f} s | {r['rss_mb']:.0f} MB | "
+        f"{q['destinations']:,} | {q['per_destination_repository']:.2f} | "
+        f"{q['destination_heads']:,} | {q['sources']:,} | {r['simulator_cpu_seconds']:.1f} s |"
+    )
+
+
+def case_k1(r: Mapping[str, Any]) -> list[str]:
+    c, g = r["corpus"], r["google"]
+    q = g["requests"]
+    quick = " (`--quick`: every 8th subproject)" if r["quick"] else ""
+    rows = [_row("Google listings, 22 regions", g)]
+    if "rate_limited" in r:
+        rows.append(_row("same, `--rate-limit 50` per host", r["rate_limited"]))
+    spec = r["spec_only"]
+    rows.append(
+        _row(f"spec-only listings, {spec['region']} only", spec)
+        + ""  # one region of 22: see the note below the table
+    )
+    out = [
+        "## K1. No-op reconcile of registry.k8s.io",
+        "",
+        f"The {c['manifests']} thin manifests of the corpus{quick} ({c['edges']:,} edges into "
+        f"{c['destination_repositories']:,} destination repositories on {c['hosts']} hosts; its "
+        "bad digest corrected), every registry name rewritten to the synthetic registry "
+        "(`bench/registry_sim.py`, one port per original host, answering from memory), every "
+        "destination already holding its digests. `cip run` is a dry run here: there is nothing "
+        "to write. Requests are counted by the simulator; cip's CPU and peak RSS by GNU `time`.",
+        "",
+        "| run | wall | cip CPU | peak RSS | requests to destinations | per destination "
+        "repository | HEADs | requests to sources | simulator CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Edges judged present: {g['edges'].get('present', 0):,} of {g['edges']['total']:,}. "
+        f"Requests per destination repository: **{q['per_destination_repository']:.2f}** "
+        f"(target ≤ 1.1: {_met(q['per_destination_repository'] <= 1.1)}); wall "
+        f"**{g['seconds']:.1f} s** (target ≤ 30 s: {_met(g['seconds'] <= 30)}); peak RSS "
+        f"**{g['rss_mb']:.0f} MB** (target ≤ 400 MB: {_met(g['rss_mb'] <= 400)}). Signing is "
+        "not configured yet, so no signature is checked in this run.",
+    ]
+    if "rate_limited" in r:
+        rl = r["rate_limited"]
+        beyond = rl["requests"]["destination_heads"] + rl["requests"]["sources"]
+        out += [
+            "",
+            f"With `--rate-limit 50` (per host, as upstream runs Artifact Registry): "
+            f"{rl['seconds']:.0f} s (target ≤ 5 min: {_met(rl['seconds'] <= 300)}), "
+            f"{beyond} requests beyond the listings (target 0: {_met(beyond == 0)}).",
+        ]
+    regions = c["hosts"] - 1
+    scale = c["destination_repositories"] / max(1, spec["destination_repositories"])
+    out += [
+        "",
+        f"Without Google's `manifest` map (a registry that only speaks the Distribution spec) "
+        f"every wanted tag costs a HEAD: {spec['requests']['destinations']:,} requests for the "
+        f"{spec['destination_repositories']:,} repositories of one region "
+        f"({spec['requests']['per_destination_repository']:.1f} per repository) in "
+        f"{spec['seconds']:.1f} s; the {regions} regions together would need about "
+        f"{spec['requests']['destinations'] * scale:,.0f} requests, "
+        f"{spec['requests']['destinations'] * scale / 50 / 3600:.1f} hours at 50 requests/s.",
+        "",
+        UPSTREAM,
+    ]
+    return out
+
+
+def case_k2(r: Mapping[str, Any]) -> list[str]:
+    s = r["seconds"]
+    outside = r["requests_outside_image"]
+    return [
+        "## K2. The pull-request path",
+        "",
+        f"The corpus committed to git, then one commit adding a version of `{r['image']}` "
+        f"({r['subproject']}, {r['destinations']} mirrors); `cip run --thin-manifest-dir … "
+        f"--diff-base HEAD^` (a dry run, as a presubmit runs it) against the simulator, "
+        f"{r['rounds']} rounds, the whole process timed.",
+        "",
+        "| median | min–max | cip CPU | peak RSS | edges | requests | repositories |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {s['median']:.2f} s | {s['min']:.2f}–{s['max']:.2f} s | {r['cpu_seconds']:.2f} s | "
+        f"{r['rss_mb']:.0f} MB | {r['edges']['total']:,} ({r['edges'].get('copy', 0)} to copy) |"
+        f" {r['requests']} | {r['repositories_requested']} |",
+        "",
+        f"Whole process ≤ 5 s: {_met(s['median'] <= 5)}; requests only for that image's "
+        f"repositories (its mirrors and its staging repository): {_met(not outside)}"
+        + (f" (also asked: {', '.join(outside[:5])})" if outside else "")
+        + ". Upstream's presubmit for the same change ran about an hour (kubernetes/k8s.io#4374).",
+    ]
