@@ -271,3 +271,52 @@ def keyless_policy_options(func: F) -> F:
             ),
         ],
     )
+
+
+SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs
+
+
+def shard_options(func: F) -> F:
+    """Which shard of a run this process does: --shard-index and --shard-count."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--shard-index",
+                type=click.IntRange(0),
+                envvar=SHARD_INDEX_ENV,
+                show_envvar=True,
+                metavar="I",
+                help="Do shard I (0-based) of --shard-count. Default: $JOB_COMPLETION_INDEX, "
+                "which Kubernetes sets in Indexed Jobs.",
+            ),
+            click.option(
+                "--shard-count",
+                type=click.IntRange(1),
+                metavar="N",
+                help="Split the run into N shards that share no image name and no digest.",
+            ),
+        ],
+    )
+
+
+def shard_from_options(index: int | None, count: int | None) -> tuple[int, int] | None:
+    """(index, count) when sharding was asked for; a usage error when it is half given.
+
+    The index may come from JOB_COMPLETION_INDEX; it counts only when --shard-count is given,
+    so a plain run inside an Indexed Job is not split by accident.
+    """
+    context = click.get_current_context()
+    from_flag = (
+        context.get_parameter_source("shard_index") is click.core.ParameterSource.COMMANDLINE
+    )
+    if count is None:
+        if from_flag:
+            raise click.UsageError("--shard-index needs --shard-count")
+        return None
+    if index is None:
+        raise click.UsageError(f"--shard-count needs --shard-index or ${SHARD_INDEX_ENV}")
+    if index >= count:
+        source = "--shard-index" if from_flag else f"${SHARD_INDEX_ENV}"
+        raise click.UsageError(f"{source}={index} is not below --shard-count={count}")
+    return index, count

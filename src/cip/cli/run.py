@@ -21,6 +21,8 @@ from cip.cli.options import (
     network_options,
     output_option,
     selection_options,
+    shard_from_options,
+    shard_options,
     signing_options,
 )
 from cip.cli.signing import KeylessFlags, signing_setup
@@ -29,6 +31,7 @@ from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
 from cip.model.refs import registry_name_problem
 from cip.plan.edges import EdgeGroup
+from cip.plan.shards import Shard
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
 from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.promote.signing import SigningSetup
@@ -56,6 +59,7 @@ Examples:
   cip run --manifest=promoter.yaml --confirm        # promote
   cip run --thin-manifest-dir=DIR --manifest-based-snapshot-of=registry.k8s.io --output=csv
   cip run --snapshot=gcr.io/k8s-staging-foo --minimal-snapshot
+  cip run --thin-manifest-dir=DIR --confirm --shard-count=4 --shard-index=0
 
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
@@ -93,6 +97,7 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
 )
 @output_option("text|json for runs (default text); yaml|csv for snapshots (default yaml).")
 @selection_options
+@shard_options
 @network_options
 @click.option(
     "--include-foreign-layers",
@@ -122,6 +127,8 @@ def run_command(
     manifest_diff_since: str | None,
     use_prow_manifest_diff: bool,
     images: tuple[str, ...],
+    shard_index: int | None,
+    shard_count: int | None,
     insecure: tuple[str, ...],
     ca_file: str | None,
     authfile: str | None,
@@ -177,6 +184,10 @@ def run_command(
         raise click.UsageError(
             "--diff-base, --manifest-diff-since and --use-prow-manifest-diff exclude each other"
         )
+    sharding = shard_from_options(shard_index, shard_count)
+    if sharding is not None and (snapshot_mode or parse_only):
+        raise click.UsageError("--shard-count plans and promotes; it has no meaning here")
+    shard = Shard(*sharding) if sharding is not None else None
     network = NetworkOptions.from_environment(
         insecure_registries=frozenset(insecure), ca_file=ca_file
     )
@@ -221,9 +232,11 @@ def run_command(
         max_signature_ops=max_signature_ops,
         max_signature_copies=max_signature_copies,
     )
-    selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
+    selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images, shard)
     groups = select(validated, selection)
     log.debug("selected %d of %d image digests", len(groups), len(validated.groups))
+    if shard is not None:
+        log.info("%s: %s of the selected image digests", shard, f"{len(groups):,}")
     pool = RegistryPool(
         options=network,
         limiter=RateLimiter(limits),
@@ -243,6 +256,7 @@ def run_command(
                 requests=outcome.requests,
                 summary=validated.summary,
                 stats=stats,
+                shard=sharding,
             )
         )
     else:

@@ -25,6 +25,7 @@ from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, SigningPolicy, plan
 from cip.plan.selection import select_changed, select_images
+from cip.plan.shards import Shard, select_shard
 from cip.promote.executor import Report, execute
 from cip.promote.imagesize import hold_back_large_images
 from cip.promote.inventory import InventoryReader, ProgressCallback
@@ -96,12 +97,13 @@ def _attached_tag_warnings(manifests: list[PromoterManifest]) -> list[Diagnostic
 
 @dataclass(frozen=True)
 class Selection:
-    """Narrowing of a run: a git base to diff against, and/or image names."""
+    """Narrowing of a run: a git base to diff against, image names, and/or one shard."""
 
     diff_base: str | None = None
     diff_since: str | None = None
     prow_diff: bool = False
     images: tuple[str, ...] = ()
+    shard: Shard | None = None
 
     @property
     def by_diff(self) -> bool:
@@ -135,6 +137,8 @@ def select(validated: ValidatedManifests, selection: Selection) -> list[EdgeGrou
         groups = select_changed(validated.manifests, groups, changed)
     if selection.images:
         groups = select_images(groups, selection.images)
+    if selection.shard is not None:
+        groups = select_shard(validated.groups, groups, selection.shard)
     return groups
 
 

@@ -26,7 +26,8 @@ from cip.report.rows import ORDER, digest_rows, promotion_result, signature_tota
 # 3: `cip audit reconcile` documents (`command`, `audit`).
 # 4: `too-large` verdicts (--max-image-size) and `cip check` documents (`change`,
 # `checks`, `findings`).
-SCHEMA_VERSION = 4
+# 5: `shard`.
+SCHEMA_VERSION = 5
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -61,6 +62,7 @@ def render_document(
     replication: dict[str, object] | None = None,
     audit: dict[str, object] | None = None,
     check: dict[str, object] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> str:
     """The one document every command writes; keys that do not apply are null or empty."""
     counts = plan.edge_counts() if plan is not None else {}
@@ -89,6 +91,7 @@ def render_document(
         "change": check.get("change"),
         "checks": check.get("checks", []),
         "findings": check.get("findings", []),
+        "shard": {"index": shard[0], "count": shard[1]} if shard is not None else None,
     }
     return json.dumps(document, indent=2)
 
@@ -147,6 +150,7 @@ def plan_json(
     requests: RequestTable | None = None,
     summary: EdgeSummary | None = None,
     stats: CopyStats | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> str:
     """A planned (dry run) or executed run; `stats` of the writes when it was executed."""
     exit_code = ExitCode.FAILED if plan.has_problems else ExitCode.OK
@@ -158,6 +162,7 @@ def plan_json(
         promotion=None if dry_run or stats is None else promotion_result(plan, stats),
         warnings=warnings,
         requests=requests,
+        shard=shard,
     )
 
 
