@@ -94,11 +94,13 @@ def test_parallel_shards_promote_every_edge_once(
     path = promoter_manifest(tmp_path / "m.yaml", staging, mirrors, images)
     count = 3
     running = [start_shard(path, i, count, by_env=i == 2) for i in range(count)]
-    reports = []
-    for process in running:
+    reports, files = [], []
+    for index, process in enumerate(running):
         out, err = process.communicate(timeout=240)
         assert process.returncode == 0, out + err
         reports.append(check_json_output(out))
+        files.append(tmp_path / f"shard-{index}.json")
+        files[-1].write_text(out)
     owned = [{(e["image"], e["digest"]) for e in r["images"]} for r in reports]
     assert [r["shard"] for r in reports] == [{"index": i, "count": count} for i in range(count)]
     everything = {(n, i.digest) for n, i in images.items()} | {
@@ -114,6 +116,18 @@ def test_parallel_shards_promote_every_edge_once(
     tag_puts = [p for p in puts if p.rsplit("/", 1)[1] in TAGS]
     assert len(tag_puts) == len(everything) * len(TAGS) * len(mirrors)
     all_present(path, len(tag_puts))
+    verified = run_cip("verify", "--manifest", str(path))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.strip() == (
+        f"Verified {len(tag_puts)} edges: {len(tag_puts)} in place, 0 not in place "
+        "(missing 0, tag-missing 0, tag-elsewhere 0, unreadable 0)"
+    )
+    merged = run_cip("verify", "--merge", *map(str, files), "--output=json")
+    assert merged.returncode == 0, merged.stderr
+    document = check_json_output(merged.stdout)
+    assert document["edges"]["copy"] == len(tag_puts)
+    assert document["promotion"] == "promoted"
+    assert len(document["images"]) == len(everything)
 
 
 def test_a_killed_shard_rerun_converges(

@@ -18,6 +18,7 @@ from cip.cli.logs import log_level_option
 from cip.cli.replicate_signatures import replicate_signatures_command
 from cip.cli.run import run_command
 from cip.cli.sigcheck import sigcheck_command
+from cip.cli.verify import verify_command
 
 
 @click.group(cls=KpromoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,6 +38,7 @@ cli.add_command(sigcheck_command)
 cli.add_command(replicate_signatures_command)
 cli.add_command(audit_group)
 cli.add_command(check_command)
+cli.add_command(verify_command)
 
 
 def main() -> None:

@@ -63,7 +63,8 @@ class InventoryReader:
             *(self._call(client.head_manifest(repository, ref)) for ref in references)
         )
 
-    async def read(self, groups: Sequence[EdgeGroup]) -> Inventory:
+    async def read(self, groups: Sequence[EdgeGroup], *, read_sources: bool = True) -> Inventory:
+        """Destinations, then (with `read_sources`) sources for the digests some lack."""
         registries = _registries(groups)
         wanted = wanted_facts(groups)
         inventory = Inventory()
@@ -73,6 +74,8 @@ class InventoryReader:
                 for key, w in wanted.items()
             )
         )
+        if not read_sources:
+            return inventory
         missing: dict[RepoKey, set[str]] = {}
         for key, w in wanted.items():
             facts = inventory.facts(*key)

@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Literal
 from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
+from cip.plan.verification import Verification
 from cip.promote.copy import CopyStats
+from cip.report.merge import Merged, merged_values
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
+from cip.report.verification import verification_object
 
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
 # `cip replicate-signatures` documents (`command`, `signature_check`, `replication`).
@@ -27,7 +30,8 @@ from cip.report.rows import ORDER, digest_rows, promotion_result, signature_tota
 # 4: `too-large` verdicts (--max-image-size) and `cip check` documents (`change`,
 # `checks`, `findings`).
 # 5: `shard`.
-SCHEMA_VERSION = 5
+# 6: `cip verify` documents (`command` verify, `verification`).
+SCHEMA_VERSION = 6
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -36,7 +40,8 @@ if TYPE_CHECKING:  # documents of other commands need none of these modules
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
 
-COMMANDS = ("run", "sigcheck", "replicate-signatures", "audit reconcile", "check")  # writers
+# The commands that write a document.
+COMMANDS = ("run", "verify", "sigcheck", "replicate-signatures", "audit reconcile", "check")
 
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
@@ -63,8 +68,11 @@ def render_document(
     audit: dict[str, object] | None = None,
     check: dict[str, object] | None = None,
     shard: tuple[int, int] | None = None,
+    verification: Mapping[str, object] | None = None,
+    merged: Mapping[str, object] | None = None,
 ) -> str:
-    """The one document every command writes; keys that do not apply are null or empty."""
+    """The one document every command writes; keys that do not apply are null or empty.
+    `merged` (cip verify --merge) replaces values with the shards' sums."""
     counts = plan.edge_counts() if plan is not None else {}
     check = check or {}
     document: dict[str, object] = {
@@ -92,7 +100,9 @@ def render_document(
         "checks": check.get("checks", []),
         "findings": check.get("findings", []),
         "shard": {"index": shard[0], "count": shard[1]} if shard is not None else None,
+        "verification": verification,
     }
+    document.update(merged or {})
     return json.dumps(document, indent=2)
 
 
@@ -255,4 +265,36 @@ def check_json(report: CheckReport) -> str:
             "checks": results,
             "findings": [asdict(f) for f in report.findings],
         },
+    )
+
+
+def verification_json(
+    verification: Verification,
+    *,
+    warnings: list[Diagnostic],
+    requests: RequestTable | None = None,
+    summary: EdgeSummary | None = None,
+    shard: tuple[int, int] | None = None,
+) -> str:
+    """`cip verify`: nothing planned or written (`edges` and `images` stay empty); every edge
+    not in place is in `verification.gaps`."""
+    return render_document(
+        command="verify",
+        exit_code=ExitCode.FAILED if verification.gaps else ExitCode.OK,
+        dry_run=True,
+        summary=summary,
+        warnings=warnings,
+        requests=requests,
+        shard=shard,
+        verification=verification_object(verification),
+    )
+
+
+def merged_json(merged: Merged) -> str:
+    """`cip verify --merge`: the shards' documents as one (see `report.merge`)."""
+    return render_document(
+        command="verify",
+        exit_code=ExitCode.OK if merged.ok else ExitCode.FAILED,
+        dry_run=None,
+        merged=merged_values(merged),
     )

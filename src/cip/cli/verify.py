@@ -1,0 +1,172 @@
+"""`cip verify`: is every edge of the manifests in place? Or, with --merge, how did the shards do?
+
+Verification re-reads the destinations only (never a source) and exits 1 listing every edge
+not in place, so it is the check to run after a promotion, after a sharded run's last shard,
+or on a schedule. The command wires flags to `promote.verify` and renders with `report/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.logs import log_level_option
+from cip.cli.loop import run_coroutine
+from cip.cli.options import (
+    manifest_options,
+    network_options,
+    output_option,
+    selection_options,
+    shard_from_options,
+    shard_options,
+)
+from cip.cli.run import credential_store
+from cip.errors import ExitCode
+from cip.plan.edges import EdgeGroup
+from cip.plan.shards import Shard
+from cip.plan.verification import Verification
+from cip.promote.pipeline import Selection, load_and_validate, request_table, select
+from cip.promote.verify import verify_destinations
+from cip.registry.pool import RegistryPool
+from cip.report.document import merged_json, verification_json
+from cip.report.merge import merge, merged_text, read_documents
+from cip.report.progress import RequestProgress
+from cip.report.verification import verification_text
+from cip.transport.ratelimit import RateLimitConfig, RateLimiter
+from cip.transport.settings import NetworkOptions
+
+log = logging.getLogger("cip.verify")
+
+OUTPUTS = ("text", "json")
+
+VERIFY_HELP = """Check that every edge of the manifests is in place at its destination.
+
+\b
+Reads the destinations only (a tag listing per repository, plus a HEAD per
+tag where the registry's listing carries no digests) and lists every edge
+not in place: its digest missing, its tag missing, its tag on another digest,
+or its destination unreadable.
+
+\b
+Examples:
+  cip verify --thin-manifest-dir=DIR
+  cip verify --thin-manifest-dir=DIR --shard-count=4 --shard-index=2
+  cip verify --merge shard-*.json            # one summary of a sharded run
+
+\b
+Exit codes: 0 every edge in place (with --merge: every shard there and ok);
+1 edges not in place (a shard missing or not ok); 2 bad input or usage.
+"""
+
+
+@click.command("verify", help=VERIFY_HELP)
+@manifest_options
+@output_option("text or json (default text).")
+@selection_options
+@shard_options
+@network_options
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Summarise the JSON documents of a run's shards (FILES) instead of reading registries.",
+)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@log_level_option
+@handle_cip_errors
+def verify_command(
+    manifests: tuple[str, ...],
+    thin_dirs: tuple[str, ...],
+    output: str | None,
+    diff_base: str | None,
+    manifest_diff_since: str | None,
+    use_prow_manifest_diff: bool,
+    images: tuple[str, ...],
+    shard_index: int | None,
+    shard_count: int | None,
+    insecure: tuple[str, ...],
+    ca_file: str | None,
+    concurrency: int,
+    rate_limits: tuple[str, ...],
+    host_concurrency: tuple[str, ...],
+    merge: bool,
+    files: tuple[str, ...],
+) -> None:
+    output = output or OUTPUTS[0]
+    if output not in OUTPUTS:
+        raise click.UsageError(f"--output={output} is not available; choose text or json")
+    if merge:
+        sharding = (shard_index, shard_count) if shard_count is not None else None
+        reading = manifests or thin_dirs or images or diff_base or manifest_diff_since
+        if reading or use_prow_manifest_diff or sharding:
+            raise click.UsageError(
+                "--merge reads the shards' documents, not manifests or registries: "
+                "drop the manifest, selection and shard flags"
+            )
+        _merge(files, output)
+        return
+    if files:
+        raise click.UsageError(f"unexpected argument {files[0]!r} (documents go with --merge)")
+    if not (manifests or thin_dirs):
+        raise click.UsageError("name the manifests: --manifest or --thin-manifest-dir")
+    if sum(x is not None for x in (diff_base, manifest_diff_since)) + use_prow_manifest_diff > 1:
+        raise click.UsageError(
+            "--diff-base, --manifest-diff-since and --use-prow-manifest-diff exclude each other"
+        )
+    sharding = shard_from_options(shard_index, shard_count)
+    shard = Shard(*sharding) if sharding is not None else None
+    network = NetworkOptions.from_environment(
+        insecure_registries=frozenset(insecure), ca_file=ca_file
+    )
+    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
+    validated = load_and_validate(list(manifests), list(thin_dirs))
+    print_diagnostics(validated.warnings)
+    selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images, shard)
+    groups = select(validated, selection)
+    if shard is not None:
+        log.info("%s: %s of the selected image digests", shard, f"{len(groups):,}")
+    pool = RegistryPool(
+        options=network,
+        limiter=RateLimiter(limits),
+        credentials=credential_store(validated.manifests),
+    )
+    verification, requests = run_coroutine(_verify(groups, pool, concurrency))
+    if output == "json":
+        click.echo(
+            verification_json(
+                verification,
+                warnings=validated.warnings,
+                requests=requests,
+                summary=validated.summary,
+                shard=sharding,
+            )
+        )
+    else:
+        click.echo(verification_text(verification))
+    if verification.gaps:
+        sys.exit(int(ExitCode.FAILED))
+
+
+async def _verify(
+    groups: list[EdgeGroup], pool: RegistryPool, concurrency: int
+) -> tuple[Verification, dict[str, dict[str, int]]]:
+    async with pool:
+        with RequestProgress("verify", "registry requests") as advance:
+            verification = await verify_destinations(
+                groups, pool, concurrency=concurrency, progress=advance
+            )
+        log.info(
+            "verified %s edges at their destinations; %s registry requests",
+            f"{verification.edges:,}",
+            f"{pool.counter.total:,}",
+        )
+        return verification, request_table(pool)
+
+
+def _merge(files: tuple[str, ...], output: str) -> None:
+    merged = merge(read_documents(files))
+    click.echo(merged_json(merged) if output == "json" else merged_text(merged))
+    if not merged.ok:
+        sys.exit(int(ExitCode.FAILED))
