@@ -88,6 +88,7 @@ def verify_command(
     shard_count: int | None,
     insecure: tuple[str, ...],
     ca_file: str | None,
+    authfile: str | None,
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
@@ -130,7 +131,7 @@ def verify_command(
     pool = RegistryPool(
         options=network,
         limiter=RateLimiter(limits),
-        credentials=credential_store(validated.manifests),
+        credentials=credential_store(validated.manifests, authfile),
     )
     verification, requests = run_coroutine(_verify(groups, pool, concurrency))
     if output == "json":
