@@ -110,3 +110,19 @@ def test_wanted_facts_per_destination_repository() -> None:
     assert facts.tags == {"1.0", "2.0", "latest"}
     assert facts.digests == {D1, D2}
     assert facts.source == (SRC.name, "app")
+
+
+def test_wanted_facts_of_a_repository_two_manifests_promote_into() -> None:
+    """Subprojects may promote the same image name into the same mirror: the repository must
+    be asked about both manifests' digests, the others only about their own."""
+    other_src = Registry.parse("gcr.io/other-staging")
+    groups = [
+        EdgeGroup(0, "app", D1, ("1.0",), SRC, (PROD, EU), HERE),
+        EdgeGroup(1, "app", D2, ("2.0",), other_src, (PROD,), HERE),
+        EdgeGroup(1, "app", D3, ("3.0",), other_src, (PROD,), HERE),
+    ]
+    wanted = wanted_facts(groups)
+    both, eu = wanted[(PROD.name, "app")], wanted[(EU.name, "app")]
+    assert (both.tags, both.digests) == ({"1.0", "2.0", "3.0"}, {D1, D2, D3})
+    assert both.source == (SRC.name, "app")  # the first manifest naming it
+    assert (eu.tags, eu.digests) == ({"1.0"}, {D1})

@@ -11,7 +11,8 @@ destination repository.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from sys import intern
 from typing import TypeVar
 
 from cip.errors import RegistryError
@@ -46,6 +47,7 @@ class InventoryReader:
     ) -> None:
         self._pool = pool
         self._limit = asyncio.Semaphore(concurrency)
+        self._workers = concurrency
         self._progress = progress
 
     async def _call(self, request: Awaitable[T]) -> T:
@@ -68,11 +70,9 @@ class InventoryReader:
         registries = _registries(groups)
         wanted = wanted_facts(groups)
         inventory = Inventory()
-        await asyncio.gather(
-            *(
-                self._read_destination(registries[key[0]], key[1], w, inventory.facts(*key))
-                for key, w in wanted.items()
-            )
+        await self._each(
+            self._read_destination(registries[key[0]], key[1], w, inventory.facts(*key))
+            for key, w in wanted.items()
         )
         if not read_sources:
             return inventory
@@ -84,13 +84,25 @@ class InventoryReader:
             for digest in w.digests:
                 if not facts.has_digest(digest):
                     missing.setdefault(w.source, set()).add(digest)
-        await asyncio.gather(
-            *(
-                self._read_source(registries[key[0]], key[1], digests, inventory.facts(*key))
-                for key, digests in missing.items()
-            )
+        await self._each(
+            self._read_source(registries[key[0]], key[1], digests, inventory.facts(*key))
+            for key, digests in missing.items()
         )
         return inventory
+
+    async def _each(self, coroutines: Iterator[Coroutine[None, None, None]]) -> None:
+        """Run `coroutines` with as many alive at once as requests may be in flight.
+
+        Created lazily by a few workers rather than all gathered up front: a task per
+        destination repository (9,834 for registry.k8s.io) costs memory and scheduling for
+        nothing while the request limit lets only `concurrency` of them work.
+        """
+
+        async def worker() -> None:
+            for coroutine in coroutines:
+                await coroutine
+
+        await asyncio.gather(*(worker() for _ in range(self._workers)))
 
     async def _read_destination(
         self, registry: RegistryName, image: str, wanted: WantedFacts, facts: RepositoryFacts
@@ -108,12 +120,15 @@ class InventoryReader:
                 listing, listed_tags = None, set()  # a repository nobody pushed to yet
                 facts.missing = True
             if listing is not None and listing.manifests is not None:
+                # Interned: each listing decodes its own copies of every digest, tag and media
+                # type, and 22 mirrors list the same ones (150 MB of strings for the corpus).
                 for entry in listing.manifests.values():
-                    facts.digests[entry.digest] = True
+                    digest = intern(entry.digest)
+                    facts.digests[digest] = True
                     if entry.media_type:
-                        facts.media_types[entry.digest] = entry.media_type
+                        facts.media_types[digest] = intern(entry.media_type)
                     for tag in entry.tags:
-                        facts.tags[tag] = entry.digest
+                        facts.tags[intern(tag)] = digest
                 # Google's listing names every manifest, untagged ones too: what it lacks is
                 # absent, no HEAD needed (upstream's promoter reads GCR this way alone).
                 for digest in wanted.digests:
@@ -123,9 +138,10 @@ class InventoryReader:
                 heads = await self._heads(client, repository, to_resolve)
                 for tag, info in zip(to_resolve, heads, strict=True):
                     if info is not None:  # else deleted since the listing: absent
-                        facts.tags[tag] = info.digest
-                        facts.digests[info.digest] = True  # a tag on it: present
-                        facts.media_types[info.digest] = info.media_type
+                        digest = intern(info.digest)
+                        facts.tags[tag] = digest
+                        facts.digests[digest] = True  # a tag on it: present
+                        facts.media_types[digest] = intern(info.media_type)
             if facts.missing:
                 facts.digests.update(dict.fromkeys(wanted.digests, False))
             unknown = sorted(d for d in wanted.digests if facts.has_digest(d) is None)
@@ -133,7 +149,7 @@ class InventoryReader:
             for digest, info in zip(unknown, found, strict=True):
                 facts.digests[digest] = info is not None
                 if info is not None:
-                    facts.media_types[digest] = info.media_type
+                    facts.media_types[digest] = intern(info.media_type)
         except RegistryError as error:
             facts.error = error.message
         except OSError as error:  # an oci: layout that cannot be read
