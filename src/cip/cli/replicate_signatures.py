@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
+from cip.cli.loop import run_coroutine
 from cip.cli.options import manifest_options, network_options, output_option, selection_options
 from cip.cli.run import credential_store
 from cip.errors import ExitCode
@@ -81,7 +81,7 @@ def replicate_signatures_command(
         credentials=credential_store(validated.manifests, authfile),
     )
     policy = SigningPolicy(primary=primary_registry)
-    result = asyncio.run(_replicate(groups, pool, policy, confirm, max_signature_copies))
+    result = run_coroutine(_replicate(groups, pool, policy, confirm, max_signature_copies))
     if output == "json":
         click.echo(
             replication_json(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
+from cip.cli.loop import run_coroutine
 from cip.cli.options import (
     keyless_policy_options,
     manifest_options,
@@ -135,7 +135,7 @@ def sigcheck_command(
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
         credentials=credential_store(validated.manifests, authfile),
     )
-    result = asyncio.run(_check(groups, pool, verifier, setup, confirm, concurrency))
+    result = run_coroutine(_check(groups, pool, verifier, setup, confirm, concurrency))
     if output == "json":
         click.echo(
             sigcheck_json(
