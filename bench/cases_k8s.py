@@ -54,6 +54,15 @@ def edge_counts(stdout: str) -> dict[str, int]:
     raise RuntimeError(f"no edge totals in cip's report: {stdout[-500:]}")
 
 
+def signature_steps(stdout: str) -> dict[str, int]:
+    """The report's `Signatures: sign N, …` line; none when no signature step is planned."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("Signatures: "):
+            parts = line.removeprefix("Signatures: ").split(" (")[0].split(", ")
+            return {p.rpartition(" ")[0]: int(p.rpartition(" ")[2].replace(",", "")) for p in parts}
+    return {}
+
+
 def _measured(m: Measured, log: RequestLog, destinations: set[tuple[str, str]]) -> dict[str, Any]:
     dest_hosts = {host for host, _ in destinations}
     per_repo = log.by_repository()
@@ -65,6 +74,7 @@ def _measured(m: Measured, log: RequestLog, destinations: set[tuple[str, str]]) 
         "rss_mb": m.rss_mb,
         "plan_seconds": float(plan[1]) if plan else None,
         "edges": edge_counts(m.stdout),
+        "signature_steps": signature_steps(m.stdout),
         "requests": {
             "destinations": at_destinations,
             "sources": log.total() - at_destinations,
@@ -123,21 +133,23 @@ def no_op(quick: bool, log: Callable[[str], None], *, workdir: Path) -> dict[str
             ),
         },
     }
-    with SimulatorProcess(corpus.sim_hosts(manifests, google=True), workdir) as sim:
+    signer = ["--signing-key", str(signing_key(workdir / "signing.pem"))]
+    hosts = corpus.sim_hosts(manifests, google=True, signed=True)
+    with SimulatorProcess(hosts, workdir) as sim:
         corpus.point_at(copy, sim.addresses)
-        log("  K1: no-op plan against Google-style listings")
-        result["google"] = _run_against(sim, cip_run(copy), destinations)
+        log("  K1: no-op plan against Google-style listings, signer configured, all signed")
+        result["google"] = _run_against(sim, cip_run(copy, *signer), destinations)
         _say(log, result["google"])
         if not quick and not met(result["google"]):
             log("  K1: profiling (target missed): py-spy, then tracemalloc")
             result["profiles"] = {
-                "K1: where the time goes (py-spy)": pyspy_profile(cip_run(copy)),
-                "K1: where the memory goes (tracemalloc, at the peak)": _memory(copy),
+                "K1: where the time goes (py-spy)": pyspy_profile(cip_run(copy, *signer)),
+                "K1: where the memory goes (tracemalloc, at the peak)": _memory(copy, signer),
             }
         if not quick:
             log("  K1: the same with --rate-limit 50 (per host)")
             result["rate_limited"] = _run_against(
-                sim, cip_run(copy, "--rate-limit", "50"), destinations
+                sim, cip_run(copy, *signer, "--rate-limit", "50"), destinations
             )
             _say(log, result["rate_limited"])
     spec_only = corpus.scratch_corpus(DEFAULT_CORPUS, workdir / "k1-spec", _keep(quick))
@@ -166,10 +178,27 @@ def met(run: dict[str, Any]) -> bool:
     )
 
 
-def _memory(corpus_dir: Path) -> str:
+def _memory(corpus_dir: Path, extra: Sequence[str]) -> str:
     argv = [sys.executable, "-m", "bench.memprofile", "--", "run", "--thin-manifest-dir"]
-    measured = run_measured([*argv, str(corpus_dir)])
+    measured = run_measured([*argv, str(corpus_dir), *extra])
     return measured.stdout.strip() or f"tracemalloc run failed: {measured.stderr[-500:]}"
+
+
+def signing_key(path: Path) -> Path:
+    """A throwaway P-256 key: with a signer configured, the plan also checks every digest's
+    `.sig` tag (from the same listings, so at no extra request)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
 
 
 def _only_region(m: corpus.RawManifest) -> corpus.RawManifest:

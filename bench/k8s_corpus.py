@@ -77,8 +77,18 @@ def destination_repositories(manifests: Iterable[RawManifest]) -> set[tuple[str,
     }
 
 
-def sim_hosts(manifests: Iterable[RawManifest], *, google: bool) -> list[SimHost]:
-    """One simulated host per corpus host, holding every digest and tag the manifests name.
+def signature_of(digest: str) -> tuple[str, str]:
+    """(digest, tag) of a stand-in cosign signature manifest of `digest`: the tag is the real
+    `sha256-<hex>.sig` form, which is all a plan reads of signatures."""
+    body = f"signature of {digest}".encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest(), digest.replace(":", "-") + ".sig"
+
+
+def sim_hosts(
+    manifests: Iterable[RawManifest], *, google: bool, signed: bool = False
+) -> list[SimHost]:
+    """One simulated host per corpus host, holding every digest and tag the manifests name;
+    with `signed`, every destination digest also carries its `.sig` tag.
 
     Hosts holding the same repositories (the 22 regional mirrors) share one content set.
     """
@@ -90,6 +100,9 @@ def sim_hosts(manifests: Iterable[RawManifest], *, google: bool) -> list[SimHost
                 held = per_host.setdefault(host, {}).setdefault(repo, {})
                 for digest, tags in dmap.items():
                     held.setdefault(digest, set()).update(tags)
+                    if signed and registry != m.source:
+                        signature, tag = signature_of(digest)
+                        held.setdefault(signature, set()).add(tag)
     built: list[tuple[dict[str, dict[str, set[str]]], SimContent]] = []
     hosts = []
     for host, repos in sorted(per_host.items()):

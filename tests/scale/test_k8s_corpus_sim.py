@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import k8s_corpus
-from bench.cases_k8s import edge_counts
+from bench.cases_k8s import edge_counts, signature_steps, signing_key
 from bench.registry_sim import running_simulator
 
 from tests.cli import run_cip
@@ -28,16 +28,19 @@ def _copy(corpus: Path, tmp_path: Path) -> Path:
 def test_no_op_plan_costs_one_request_per_destination_repository(
     corpus: Path, tmp_path: Path
 ) -> None:
+    """With a signer configured too: the `.sig` tags are in the same listings."""
     copy = _copy(corpus, tmp_path)
     manifests = k8s_corpus.read_corpus(copy)
     destinations = k8s_corpus.destination_repositories(manifests)
-    with running_simulator(k8s_corpus.sim_hosts(manifests, google=True)) as sim:
+    key = signing_key(tmp_path / "key.pem")
+    with running_simulator(k8s_corpus.sim_hosts(manifests, google=True, signed=True)) as sim:
         k8s_corpus.point_at(copy, sim.addresses)
-        done = run_cip("run", "--thin-manifest-dir", str(copy))
+        done = run_cip("run", "--thin-manifest-dir", str(copy), "--signing-key", str(key))
         log = sim.log()
     assert done.returncode == 0, done.stderr
     edges = edge_counts(done.stdout)
     assert edges["present"] == edges["total"] > 2_000
+    assert signature_steps(done.stdout) == {}  # every digest is signed already
     per_repository = log.by_repository()
     assert set(per_repository) == destinations  # and nothing at the sources
     assert set(per_repository.values()) == {1}
@@ -70,3 +73,17 @@ def test_pull_request_asks_only_for_the_added_image(corpus: Path, tmp_path: Path
     wanted = {k8s_corpus.repository(d, image) for d in chosen.destinations}
     assert set(log.by_repository(kind="tags")) == wanted
     assert log.by_repository(kind="manifest") == {(source_host, source_repo): 1}
+
+
+def test_unsigned_mirrors_plan_a_signature_per_digest(corpus: Path, tmp_path: Path) -> None:
+    """The counterpart: without `.sig` tags the same listings make the plan sign (the primary
+    mirror) and replicate (the others), so the no-op result above is not vacuous."""
+    copy = _copy(corpus, tmp_path)
+    manifests = k8s_corpus.read_corpus(copy)
+    key = signing_key(tmp_path / "key.pem")
+    with running_simulator(k8s_corpus.sim_hosts(manifests, google=True)) as sim:
+        k8s_corpus.point_at(copy, sim.addresses)
+        done = run_cip("run", "--thin-manifest-dir", str(copy), "--signing-key", str(key))
+    assert done.returncode == 0, done.stderr
+    steps = signature_steps(done.stdout)
+    assert steps.get("sign", 0) > 0 and steps.get("replicate-signature", 0) > steps["sign"]
