@@ -146,6 +146,7 @@ class Running:
         )
         for path in (self.rss_file, self.stdout_file, self.stderr_file):
             path.unlink(missing_ok=True)
+        self.rss_file.parent.rmdir()  # the run's own scratch folder, empty now
         return out
 
 
