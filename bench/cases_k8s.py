@@ -140,17 +140,23 @@ def no_op(quick: bool, log: Callable[[str], None], *, workdir: Path) -> dict[str
         log("  K1: no-op plan against Google-style listings, signer configured, all signed")
         result["google"] = _run_against(sim, cip_run(copy, *signer), destinations)
         _say(log, result["google"])
-        if not quick and not met(result["google"]):
-            log("  K1: profiling (target missed): py-spy, then tracemalloc")
+        if not quick:
+            # Always recorded for the full run: where the time and memory go is the finding.
+            log("  K1: profiling: py-spy, then tracemalloc")
             result["profiles"] = {
                 "K1: where the time goes (py-spy)": pyspy_profile(cip_run(copy, *signer)),
                 "K1: where the memory goes (tracemalloc, at the peak)": _memory(copy, signer),
             }
-        if not quick:
-            log("  K1: the same with --rate-limit 50 (per host)")
+            # A quota of 50 requests/s for the whole project, spread over its mirror hosts
+            # (cip's --rate-limit caps each host; the corpus puts 445 repositories on each).
+            mirrors = len({host for host, _ in destinations})
+            per_host = QUOTA / mirrors
+            log(f"  K1: the same within {QUOTA:.0f} requests/s ({per_host:.4f} per mirror host)")
             result["rate_limited"] = _run_against(
-                sim, cip_run(copy, *signer, "--rate-limit", "50"), destinations
+                sim, cip_run(copy, *signer, "--rate-limit", f"{per_host:.4f}"), destinations
             )
+            result["rate_limited"]["quota"] = QUOTA
+            result["rate_limited"]["per_host"] = per_host
             _say(log, result["rate_limited"])
     spec_only = corpus.scratch_corpus(DEFAULT_CORPUS, workdir / "k1-spec", _keep(quick))
     one_region = [_only_region(m) for m in manifests]
@@ -167,6 +173,7 @@ def no_op(quick: bool, log: Callable[[str], None], *, workdir: Path) -> dict[str
 
 
 TARGET_PER_REPOSITORY, TARGET_SECONDS, TARGET_RSS_MB = 1.1, 30.0, 400.0
+QUOTA = 50.0  # requests/s, Artifact Registry's order of magnitude per project
 
 
 def met(run: dict[str, Any]) -> bool:

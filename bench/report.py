@@ -67,7 +67,7 @@ def render(results: Mapping[str, Any]) -> str:
         out += ["## What limits cip here", "", *findings, ""]
     profiles = results.get("profiles") or {}
     if profiles:
-        out += ["## Where cip's time goes (profiles of missed targets)", ""]
+        out += ["## Where cip's time goes (profiles of missed targets, and K1's)", ""]
         for name, text in profiles.items():
             out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
     return "\n".join(out).rstrip() + "\n"
