@@ -9,8 +9,10 @@ protocol, so the same image lands in a lab registry or in an OCI layout folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
+import tarfile
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +208,97 @@ def docker_manifest_list(seed: int, platforms: Sequence[Mapping[str, str]] = PLA
         "manifests": [c.descriptor() for c in children],
     }
     return Image(_dump(body), media.DOCKER_MANIFEST_LIST, children=children)
+
+
+DEBIAN_12_OS_RELEASE = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+"""
+# (package, version) pairs a scanner finds in the dpkg status file of `debian_image`.
+DEBIAN_PACKAGES = (("openssl", "3.0.11-1~deb12u2"), ("curl", "7.88.1-10+deb12u5"))
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    """A layer tar with fixed owners and times, so the same files give the same digest."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        folders = sorted(
+            {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
+        )
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            archive.addfile(info)
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def dpkg_status(packages: Sequence[tuple[str, str]]) -> bytes:
+    """`var/lib/dpkg/status` listing these packages as installed (Debian policy 5.6 fields)."""
+    stanzas = [
+        f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+        f"Architecture: amd64\nVersion: {version}\nMaintainer: lab <lab@example.invalid>\n"
+        f"Description: {name} as a scanner sees it\n"
+        for name, version in packages
+    ]
+    return "\n".join(stanzas).encode()
+
+
+def debian_image(
+    seed: int,
+    packages: Sequence[tuple[str, str]] = DEBIAN_PACKAGES,
+    *,
+    platform: Mapping[str, str] | None = None,
+) -> Image:
+    """An OCI image a vulnerability scanner reads as Debian 12 with `packages` installed: one
+    layer holding `etc/os-release`, `etc/debian_version` and the dpkg status file (and a seed file, so two seeds give
+    two digests). Nothing in it runs; scanners only read those files."""
+    layer = bytes_blob(
+        _tar(
+            {
+                "etc/os-release": DEBIAN_12_OS_RELEASE.encode(),
+                "etc/debian_version": b"12.11\n",  # what scanners read Debian's release from
+                "var/lib/dpkg/status": dpkg_status(packages),
+                "etc/lab-seed": str(seed).encode(),
+            }
+        )
+    )
+    arch = (platform or {}).get("architecture", "amd64")
+    config = bytes_blob(
+        _dump(
+            {
+                "architecture": arch,
+                "os": (platform or {}).get("os", "linux"),
+                "config": {"Labels": {"lab.seed": str(seed)}},
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            }
+        ),
+        OCI_CONFIG,
+    )
+    body = {
+        "schemaVersion": 2,
+        "mediaType": media.OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    }
+    return Image(_dump(body), media.OCI_MANIFEST, (config, layer), platform=platform)
+
+
+def debian_index(seed: int, platforms: Sequence[Mapping[str, str]] = PLATFORMS[:2]) -> Image:
+    """An OCI index of `debian_image`s, one per platform."""
+    children = tuple(debian_image(seed * 10 + i, platform=p) for i, p in enumerate(platforms))
+    body = {
+        "schemaVersion": 2,
+        "mediaType": media.OCI_INDEX,
+        "manifests": [c.descriptor() for c in children],
+    }
+    return Image(_dump(body), media.OCI_INDEX, children=children)
 
 
 EMPTY_CONFIG = bytes_blob(b"{}", media.OCI_EMPTY_JSON)
