@@ -41,9 +41,14 @@ def test_a_good_addition_passes_and_reads_only_what_it_adds(pr: PullRequest) -> 
     assert "1 image digest changed, 1 added" in out
     for line in ("  pass     manifest", "  pass     tag-move", "  pass     staging"):
         assert line in out
-    assert "  skipped  signature   every added digest is signed as the policy requires: " in out
+    assert (
+        "  skipped  signature        every added digest is signed as the policy requires: " in out
+    )
     assert "needs staging verification (not available yet)" in out
-    assert "Checks: 6 passed, 2 skipped" in out and "Findings" not in out
+    assert "Checks: 6 passed, 3 skipped" in out and "Findings" not in out
+    assert (
+        "  skipped  vulnerabilities" in out and "not asked for: no --vuln-severity-threshold" in out
+    )
     # Production: one tag listing of prod/app and a HEAD of the new digest; staging: the
     # index and its two children (staging and size share the reads), and the planner's HEAD.
     touched = {e.path.split("/")[3] for lab in (pr.staging, pr.production)
@@ -73,7 +78,16 @@ def test_a_manifest_the_change_breaks_is_a_finding_not_a_usage_error(pr: PullReq
     document = json.loads(pr.check("--output=json").stdout)
     assert statuses(document) == {"manifest": "fail"} | {
         c: "skipped"
-        for c in ("overlap", "tag-move", "removal", "staging", "size", "signature", "provenance")
+        for c in (
+            "overlap",
+            "tag-move",
+            "removal",
+            "staging",
+            "size",
+            "vulnerabilities",
+            "signature",
+            "provenance",
+        )
     }
     [finding] = document["findings"]
     assert (finding["check"], finding["file"], finding["line"]) == ("manifest", IMAGES, line)

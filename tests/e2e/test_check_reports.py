@@ -64,7 +64,7 @@ def test_sarif_matches_the_golden_file_and_is_what_code_scanning_reads(pr: PullR
         assert location["physicalLocation"]["artifactLocation"]["uri"] == IMAGES
         assert location["physicalLocation"]["region"]["startLine"] >= 1
     notes = run["invocations"][0]["toolExecutionNotifications"]
-    assert [n["descriptor"]["id"] for n in notes] == ["signature", "provenance"]
+    assert [n["descriptor"]["id"] for n in notes] == ["vulnerabilities", "signature", "provenance"]
     assert all(n["level"] == "note" for n in notes)
     # Fingerprints hash the real messages (registry ports included): stable across runs, so
     # code scanning keeps one alert per finding; the golden file holds a placeholder.

@@ -85,6 +85,7 @@ def test_dry_run_json_groups_by_image_and_digest(
                 "tag_moves": [],
                 "error": None,
                 "signature": None,
+                "vulnerability": None,
             }
         ],
         "add-tag": [],
@@ -93,6 +94,7 @@ def test_dry_run_json_groups_by_image_and_digest(
         "tag-move": [],
         "failed": [],
         "too-large": [],
+        "vulnerable": [],
     }
     assert document["promotion"] is None and document["summary"]["edges"] == 1
     # Requests per host, method and status: the mirror was only read ("GET no answer" is the

@@ -6,7 +6,16 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cip.checks import manifest, overlap, removal, size, staging, tag_move, trust
+from cip.checks import (
+    manifest,
+    overlap,
+    removal,
+    size,
+    staging,
+    tag_move,
+    trust,
+    vulnerabilities,
+)
 from cip.checks.change import Change
 from cip.checks.context import CheckContext
 from cip.checks.findings import Check, CheckResult, CheckSkipped, Finding
@@ -19,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     removal.CHECK,
     staging.CHECK,
     size.CHECK,
+    vulnerabilities.CHECK,
     trust.SIGNATURE,
     trust.PROVENANCE,
 )

@@ -19,6 +19,7 @@ from cip.plan.planner import Plan, plan
 from cip.promote.imagesize import ImageFacts, inspect_image
 from cip.promote.inventory import InventoryReader
 from cip.registry.pool import RegistryPool
+from cip.vuln.gate import VulnGate
 
 DEFAULT_MAX_IMAGE_SIZE = 2048  # MiB: legacy upstream's default for --max-image-size
 
@@ -30,6 +31,7 @@ class CheckOptions:
     forbid_removal: bool = False
     max_image_size: int = DEFAULT_MAX_IMAGE_SIZE  # MiB
     concurrency: int = 32
+    vuln_gate: VulnGate | None = None  # the vulnerabilities check is skipped without one
 
 
 @dataclass

@@ -28,6 +28,7 @@ from cip.cli.options import (
     selection_options,
 )
 from cip.cli.run import credential_store
+from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
 from cip.promote.pipeline import request_table
 from cip.registry.pool import RegistryPool
 from cip.report.checks import check_markdown, check_text
@@ -51,13 +52,16 @@ CHECK_HELP = """Check a manifest change before it is merged (a presubmit).
 Compares the manifests of the working tree (or of --head REF) with those of a
 base commit, and runs every check on what the change adds or changes: the
 manifests load, no tag maps to two digests, no tag moves in production, nothing
-promoted disappears, added digests are in staging and not too large.
+promoted disappears, added digests are in staging and not too large, and (with
+--vuln-severity-threshold) no changed digest is vulnerable.
 
 \b
 Examples:
   cip check --thin-manifest-dir=. --diff-base=origin/main
   cip check --thin-manifest-dir=. --diff-base=origin/main --head=HEAD --output=markdown
   cip check --manifest=promoter.yaml --base=HEAD~1 --checks=overlap,removal
+  cip check --thin-manifest-dir=. --base=origin/main --vuln-severity-threshold=HIGH \
+      --vuln-report=reports/
   cip check --list
 
 \b
@@ -94,6 +98,7 @@ def _list_text(checks: tuple[Check, ...]) -> str:
     "The size check's limit: an added image's compressed size (config and layers, "
     "all platforms) in mebibytes.",
 )
+@vulnerability_options
 @output_option("text (default), json, markdown or sarif.")
 @network_options
 @log_level_option
@@ -118,6 +123,7 @@ def check_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    vuln: VulnFlags,
 ) -> None:
     output = output or "text"
     if output not in OUTPUTS:
@@ -135,18 +141,20 @@ def check_command(
         )
     chosen = choose(_ids(only), _ids(skip))
     limits = RateLimitConfig.parse(rate_limits, host_concurrency)
+    network = NetworkOptions.from_environment(
+        insecure_registries=frozenset(insecure), ca_file=ca_file
+    )
+    gate = vuln_gate(vuln, network)
     spec = ChangeSpec(
         manifests, thin_dirs, diff_base, manifest_diff_since, use_prow_manifest_diff, head, images
     )
     change = read_change(spec, os.environ)
     pool = RegistryPool(
-        options=NetworkOptions.from_environment(
-            insecure_registries=frozenset(insecure), ca_file=ca_file
-        ),
+        options=network,
         limiter=RateLimiter(limits),
         credentials=credential_store(change.loaded.manifests, authfile),
     )
-    options = CheckOptions(forbid_removal, max_image_size, concurrency)
+    options = CheckOptions(forbid_removal, max_image_size, concurrency, gate)
     results = asyncio.run(_run(CheckContext(change, pool, options), chosen))
     report = CheckReport(change, results, request_table(pool))
     click.echo(RENDERERS[output](report), nl=output != "markdown")

@@ -39,8 +39,6 @@ NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
     PendingFlag("--certificate-identity-regexp"),
     PendingFlag("--certificate-oidc-issuer"),
     PendingFlag("--certificate-oidc-issuer-regexp"),
-    # checks
-    PendingFlag("--vuln-severity-threshold"),
 )
 
 

@@ -26,6 +26,7 @@ from cip.cli.options import (
     signing_options,
 )
 from cip.cli.signing import KeylessFlags, signing_setup
+from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
 from cip.errors import ExitCode, UsageError
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import Registry as RegistryName
@@ -44,6 +45,7 @@ from cip.transport.credentials import CredentialStore
 from cip.transport.google import GoogleServiceAccount
 from cip.transport.ratelimit import RateLimitConfig, RateLimiter
 from cip.transport.settings import NetworkOptions
+from cip.vuln.gate import VulnGate
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,13 @@ Examples:
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
 --concurrency, as kpromo cip reads them. kpromo flags whose capability has not
-arrived (--certificate-* until runs verify staging's signatures,
---vuln-severity-threshold) are refused, never ignored.
+arrived (--certificate-* until runs verify staging's signatures) are refused,
+never ignored.
 
 \b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
-moves, failed edges or images held back by --max-image-size; 2 invalid
-manifests or usage; 130/143 interrupted.
+moves, failed edges or images held back by --max-image-size or
+--vuln-severity-threshold; 2 invalid manifests or usage; 130/143 interrupted.
 """
 
 
@@ -109,6 +111,7 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     "Hold back copies of images whose compressed size (config and layers, all platforms) "
     "is above MIB mebibytes: a too-large verdict, exit 1.",
 )
+@vulnerability_options
 @log_level_option
 @not_supported_yet_options
 @signing_options
@@ -149,6 +152,7 @@ def run_command(
     max_signature_ops: int,
     max_signature_copies: int,
     max_image_size: int | None,
+    vuln: VulnFlags,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -180,6 +184,10 @@ def run_command(
         )
     if confirm and (parse_only or snapshot_mode):
         raise click.UsageError("--confirm cannot be combined with --parse-only or a snapshot")
+    if (vuln.vuln_severity_threshold is not None or vuln.given()) and (parse_only or snapshot_mode):
+        raise click.UsageError(
+            "the vulnerability gate's flags cannot be combined with --parse-only or a snapshot"
+        )
     if sum(x is not None for x in (diff_base, manifest_diff_since)) + use_prow_manifest_diff > 1:
         raise click.UsageError(
             "--diff-base, --manifest-diff-since and --use-prow-manifest-diff exclude each other"
@@ -192,6 +200,7 @@ def run_command(
         insecure_registries=frozenset(insecure), ca_file=ca_file
     )
     limits = RateLimitConfig.parse(rate_limits, host_concurrency)
+    gate = vuln_gate(vuln, network)
 
     if snapshot is not None:
         pool = RegistryPool(
@@ -243,16 +252,26 @@ def run_command(
         credentials=credential_store(validated.manifests, authfile),
     )
     outcome = run_coroutine(
-        _run(groups, pool, concurrency, confirm, include_foreign_layers, signing, max_image_size)
+        _run(
+            groups,
+            pool,
+            concurrency,
+            confirm,
+            include_foreign_layers,
+            signing,
+            max_image_size,
+            gate if gate is not None and gate.policy.active else None,
+        )
     )
     result = outcome.plan
     stats = outcome.report.stats if outcome.report is not None else None
+    print_diagnostics(outcome.warnings)
     if output == "json":
         click.echo(
             plan_json(
                 result,
                 dry_run=not confirm,
-                warnings=validated.warnings,
+                warnings=[*validated.warnings, *outcome.warnings],
                 requests=outcome.requests,
                 summary=validated.summary,
                 stats=stats,
@@ -273,6 +292,7 @@ async def _run(
     include_foreign_layers: bool,
     signing: SigningSetup | None,
     max_image_size: int | None,
+    vuln_gate: VulnGate | None,
 ) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
         log.info("phase %s: %s", phase.value, summary)
@@ -285,6 +305,7 @@ async def _run(
             concurrency=concurrency,
             include_foreign_layers=include_foreign_layers,
             max_image_size=max_image_size,
+            vuln_gate=vuln_gate,
             on_phase=on_phase,
             progress=RequestProgress,
             signing=signing,

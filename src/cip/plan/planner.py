@@ -31,10 +31,12 @@ class Action(StrEnum):
     TAG_MOVE = "tag-move"
     FAILED = "failed"
     TOO_LARGE = "too-large"  # a copy held back by --max-image-size (cip.promote.imagesize)
+    VULNERABLE = "vulnerable"  # a write held back by the vulnerability gate (promote.vulngate)
 
 
-PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED, Action.TOO_LARGE)
-WHOLE_DIGEST = (Action.LOST, Action.FAILED, Action.TOO_LARGE)  # every edge of it shares it
+PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)
+# Verdicts every edge of the digest shares.
+WHOLE_DIGEST = (Action.LOST, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)
 # Verdicts after which the digest is at the destination and cip may write there: the ones that
 # get signature steps (and whose steps count as done once promoted).
 SIGNED_ACTIONS = (Action.COPY, Action.ADD_TAG, Action.PRESENT)
@@ -85,22 +87,39 @@ class ParentIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class WorstFinding:
+    """Why the vulnerability gate held an image back: its worst counted finding, as data for
+    the reports (`vulnerable` verdicts)."""
+
+    id: str
+    severity: str  # CRITICAL, HIGH, MEDIUM, LOW, MINIMAL or UNKNOWN
+    package: str
+    installed: str | None
+    fixed: str | None
+    source: str
+    platform: str | None  # the platform of an index it was found on
+    counted: int  # findings that hold the image back, this one included
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What happens to one digest of one image at one destination (all its tags)."""
 
     group: int  # index into Plan.groups
     destination: Registry
     # copy / add-tag / present; tag-move (tags_to_add are then held back, nothing is written);
-    # lost, failed or too-large (held back by --max-image-size) for the whole digest
+    # lost, failed, too-large (--max-image-size) or vulnerable (the vulnerability gate) for
+    # the whole digest
     action: Action
     tags_present: tuple[str, ...] = ()
     tags_to_add: tuple[str, ...] = ()
     tag_moves: tuple[TagMove, ...] = ()
-    error: str | None = None  # why, for failed and too-large
+    error: str | None = None  # why, for failed, too-large and vulnerable
     fresh: bool = False  # the destination repository did not exist when planned
     copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
     parent: ParentIndex | None = None  # for a lost digest: the listed index that has it
     signature: SignatureStep | None = None  # the digest lacks a `.sig` here and signing is on
+    vulnerability: WorstFinding | None = None  # for vulnerable: the worst finding, if any
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from cip.errors import Diagnostic, ManifestError, UsageError
@@ -31,7 +31,9 @@ from cip.promote.imagesize import hold_back_large_images
 from cip.promote.inventory import InventoryReader, ProgressCallback
 from cip.promote.lost import explain_lost
 from cip.promote.signing import SigningSetup, fold_signing, sign_phase
+from cip.promote.vulngate import hold_back_vulnerable
 from cip.registry.pool import RegistryPool
+from cip.vuln.gate import VulnGate
 
 
 class Phase(Enum):
@@ -186,6 +188,7 @@ class RunOutcome:
     report: Report | None  # None for a dry run
     phases: list[Phase]
     requests: dict[str, dict[str, int]]  # host -> "METHOD status" -> count, every attempt
+    warnings: list[Diagnostic] = field(default_factory=list)  # from the validate phase
 
 
 def request_table(pool: RegistryPool) -> dict[str, dict[str, int]]:
@@ -206,10 +209,12 @@ async def run_phases(
     on_phase: PhaseListener | None = None,
     progress: ProgressFactory | None = None,
     signing: SigningSetup | None = None,
+    vuln_gate: VulnGate | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
-    `max_image_size` (MiB) holds back copies of larger images in the validate phase.
+    `max_image_size` (MiB) holds back copies of larger images in the validate phase, and
+    `vuln_gate` writes of images it fails.
 
     provenance, validate, sign and attest belong to the trust capability of the roadmap and
     pass through for now, so the order and the stopping point are already what operators of
@@ -246,9 +251,14 @@ async def run_phases(
         )
         held = len({v.group for v in planned.verdicts if v.action is Action.TOO_LARGE})
         validated += f"; {held:,} image digests above --max-image-size held back"
+    warnings: list[Diagnostic] = []
+    if vuln_gate is not None:
+        planned, warnings = await hold_back_vulnerable(planned, pool, vuln_gate)
+        held = len({v.group for v in planned.verdicts if v.action is Action.VULNERABLE})
+        validated += f"; {held:,} image digests held back by the vulnerability gate"
     finished(Phase.VALIDATE, validated)
     if not confirm:
-        return RunOutcome(planned, None, done, request_table(pool))
+        return RunOutcome(planned, None, done, request_table(pool), warnings)
     start, before = time.monotonic(), pool.counter.total
     with _progress(progress, "promote", "destinations done") as advance:
         report = await execute(
@@ -285,7 +295,7 @@ async def run_phases(
             f"in {time.monotonic() - start:.1f}s",
         )
     finished(Phase.ATTEST, "attestation is not configured")
-    return RunOutcome(outcome, report, done, request_table(pool))
+    return RunOutcome(outcome, report, done, request_table(pool), warnings)
 
 
 def _signature_steps(planned: Plan) -> str:

@@ -31,7 +31,8 @@ from cip.report.verification import verification_object
 # `checks`, `findings`).
 # 5: `shard`.
 # 6: `cip verify` documents (`command` verify, `verification`).
-SCHEMA_VERSION = 6
+# 7: `vulnerable` verdicts (--vuln-severity-threshold), with a destination's `vulnerability`.
+SCHEMA_VERSION = 7
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -43,6 +44,7 @@ INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
 # The commands that write a document.
 COMMANDS = ("run", "verify", "sigcheck", "replicate-signatures", "audit reconcile", "check")
 
+EXPLAINED = (Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)  # verdicts whose `error` says why
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
 
@@ -122,10 +124,15 @@ def _entry(action: Action, verdict: Verdict) -> dict[str, object]:
         "registry": verdict.destination.name,
         "tags": tags,
         "tag_moves": [{"tag": m.tag, "current": m.current} for m in moves],
-        "error": verdict.error if action in (Action.FAILED, Action.TOO_LARGE) else None,
+        "error": verdict.error if action in EXPLAINED else None,
         "signature": (
             str(verdict.signature)
             if verdict.signature is not None and action is verdict.action is not Action.FAILED
+            else None
+        ),
+        "vulnerability": (
+            asdict(verdict.vulnerability)
+            if action is Action.VULNERABLE and verdict.vulnerability is not None
             else None
         ),
     }

@@ -10,7 +10,7 @@ from cip.promote.copy import CopyStats
 
 ORDER = (
     Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED,
-    Action.TOO_LARGE,
+    Action.TOO_LARGE, Action.VULNERABLE,
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from cip.plan.planner import Action, Plan, Verdict
 from cip.promote.copy import CopyStats
 from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result, signature_totals
 
+HELD_BACK = (Action.TOO_LARGE, Action.VULNERABLE)
 SUMMARY_LABELS = (
     ("manifests", "Manifests"),
     ("image_entries", "Image entries"),
@@ -55,6 +56,9 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
         large = row.by_action.get(Action.TOO_LARGE, [])
         if large:
             lines.append(f"  too large {ref} ({row.where}): {large[0].error}")
+        vulnerable = row.by_action.get(Action.VULNERABLE, [])
+        if vulnerable:
+            lines.append(f"  vulnerable {ref} ({row.where}): {vulnerable[0].error}")
     return lines
 
 
@@ -115,7 +119,9 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
     totals = ", ".join(
         f"{action} {counts.get(action, 0):,}"
         for action in ORDER
-        if action is not Action.TOO_LARGE or counts.get(action)  # only with --max-image-size
+        # held-back verdicts only show when a gate (--max-image-size, the vulnerability
+        # threshold) held something back
+        if action not in HELD_BACK or counts.get(action)
     )
     written = None if dry_run or stats is None else promotion_result(plan, stats)
     mode = written or "dry run: nothing written"
