@@ -276,3 +276,44 @@ def test_signed_vulnerability_attestations_count_and_others_are_not_used(
     assert "is not signed by --verify-key (sha256:" in out
     assert f"is about {APP.digest}, not {CLEAN.digest}: not used" in out
     assert "slsa" not in out  # other attestations are not findings, and not worth a word
+
+
+def test_a_grype_report_binds_by_its_manifest_digest(repo: VulnRepo, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "data" / "vuln" / "grype.json"
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "grype-app.json").write_text(
+        example.read_text().replace("MANIFEST_DIGEST", APP.digest)
+    )
+    done = repo.check("--vuln-severity-threshold=HIGH", f"--vuln-report={reports}", "--image=app")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        f"app {APP.digest} fails: CVE-2099-1001 CRITICAL in openssl 3.0.11-1~deb12u2, fixed in "
+        f"3.0.13-1~deb12u1 (Grype JSON report by grype 0.87.0 {reports / 'grype-app.json'}); 1 "
+        "finding with a fix at or above HIGH"
+    ) in done.stdout
+
+
+def test_a_report_about_an_index_covers_the_platform_it_names(
+    repo: VulnRepo, scanned: Scanned, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    scanned.write(reports, "multi.json", MULTI)  # trivy scanned linux/amd64 of the index
+    allowed = allowlist(tmp_path / "allow.yaml", "  - id: CVE-2099-0001\n")
+    flags = ("--vuln-severity-threshold=HIGH", f"--vuln-report={reports}",
+             f"--vuln-allowlist={allowed}", "--image=multi")  # fmt: skip
+    done = repo.check(*flags)
+    assert done.returncode == 1, done.stdout + done.stderr
+    arm64 = MULTI.children[1].digest[7:19]
+    assert (
+        f"multi {MULTI.digest} fails: no vulnerability report, scan or attestation is about "
+        f"linux/arm64 ({arm64}) (--on-missing-report=fail)"
+    ) in done.stdout
+    warned = repo.check(*flags, "--vuln-include-unfixed", "--on-missing-report=warn")
+    assert warned.returncode == 1  # what the amd64 report found still counts
+    amd64 = MULTI.children[0].digest[7:19]
+    assert (
+        f"CVE-2099-0003 HIGH in curl 7.88.1-10+deb12u5, no fix named on linux/amd64 ({amd64})"
+        in (warned.stdout)
+    )
+    assert f"about linux/arm64 ({arm64}) (--on-missing-report=warn)" in warned.stdout

@@ -3,7 +3,8 @@
 Severity is the highest of `vulnerabilities[].ratings[].severity` (critical, high, medium, low,
 info, none, unknown; a rating with only a score is banded as SARIF's), one finding per
 component in `affects`. A fix is a version in `affects[].versions` with status unaffected, or
-the version in Trivy's `recommendation` ("Upgrade X to version Y"). A VEX analysis that says
+the versions of a `recommendation` worded "Upgrade X to version Y" (Trivy, the specification's
+example). A VEX analysis that says
 the vulnerability does not apply (not_affected, false_positive, resolved) drops it. The image
 is `metadata.component`'s `pkg:oci` purl, whose version is the manifest digest.
 """
@@ -39,7 +40,8 @@ SEVERITIES = {
     "unknown": Severity.UNSPECIFIED,
 }
 DOES_NOT_APPLY = frozenset({"not_affected", "false_positive", "resolved", "resolved_with_pedigree"})
-_TRIVY_RECOMMENDATION = re.compile(r"^Upgrade \S+ to version (\S+)$")
+# "Upgrade X to version Y" (Trivy), "… to version Y, Z or higher." (the specification's example)
+_UPGRADE = re.compile(r"^Upgrade \S+ to version (?P<versions>.+?)(?: or higher)?\.?$")
 _REPO_DIGEST = "aquasecurity:trivy:RepoDigest"
 
 
@@ -165,14 +167,14 @@ def parse(document: Any) -> ParsedReport:
         if vulnerability.analysis and vulnerability.analysis.state in DOES_NOT_APPLY:
             continue
         severity = _severity(vulnerability)
-        match = _TRIVY_RECOMMENDATION.match(vulnerability.recommendation or "")
+        match = _UPGRADE.match((vulnerability.recommendation or "").strip())
         for affected in vulnerability.affects or []:
             component = components.get(affected.ref)
             purl = _purl(component.purl if component else affected.ref)
             versions = affected.versions or []
             fixes = [v.version for v in versions if v.status == "unaffected" and v.version]
             if match:
-                fixes.append(match.group(1))
+                fixes.append(match["versions"])
             installed = next(
                 (v.version for v in versions if v.status == "affected" and v.version),
                 component.version if component else (purl.version if purl else None),
