@@ -317,3 +317,29 @@ def test_a_report_about_an_index_covers_the_platform_it_names(
         in (warned.stdout)
     )
     assert f"about linux/arm64 ({arm64}) (--on-missing-report=warn)" in warned.stdout
+
+
+def test_a_new_tag_on_a_vulnerable_digest_is_judged_and_a_removed_one_is_not(
+    repo: VulnRepo, scanned: Scanned, tmp_path: Path
+) -> None:
+    reports = reports_for_all(scanned, tmp_path / "reports")
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "promote app, multi and clean")
+    repo.base = repo.git("rev-parse", "HEAD")
+    text = (repo.root / IMAGES).read_text()
+    flags = ("--vuln-severity-threshold=HIGH", f"--vuln-report={reports}", "--output=json")
+    (repo.root / IMAGES).write_text(
+        text.replace(f'"{APP.digest}": ["1.0"]', f'"{APP.digest}": ["1.0", "1.1"]')
+    )
+    retagged = repo.check(*flags)
+    document = json.loads(retagged.stdout)
+    assert retagged.returncode == 1 and document["change"]["added"] == 0
+    assert {f["image"] for f in findings(document)} == {"app"}
+
+    (repo.root / IMAGES).write_text(
+        text.replace(f'"{MULTI.digest}": ["1.0"]', f'"{MULTI.digest}": []')
+    )
+    untagged = repo.check(*flags)
+    document = json.loads(untagged.stdout)
+    assert untagged.returncode == 0, untagged.stdout
+    assert document["change"]["selected"] == 1 and findings(document) == []

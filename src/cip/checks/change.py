@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cip.errors import UsageError
 from cip.manifests import git_diff
@@ -64,6 +64,9 @@ class Change:
     added: list[EdgeGroup]  # selected digests new to at least one destination repository
     base_manifests: list[PromoterManifest]  # the base side of the files the change touched
     touched: frozenset[str]  # repository-relative paths the change touched
+    # selected digests a promotion would write to: new to a destination repository, or with a
+    # tag that repository did not get at the base (`added` plus re-tagged digests)
+    written: list[EdgeGroup] = field(default_factory=list)
 
     @property
     def loads(self) -> bool:
@@ -129,7 +132,7 @@ def read_change(spec: ChangeSpec, env: Mapping[str, str]) -> Change:
     change.base_manifests = load_commit(
         spec.plain_files, spec.thin_dirs, base_tree, wanted=touched.__contains__
     ).manifests
-    change.added = _added(change)
+    change.added, change.written = _added(change)
     return change
 
 
@@ -159,24 +162,29 @@ def _touched(change: Change, manifest: PromoterManifest) -> bool:
     )
 
 
-def _added(change: Change) -> list[EdgeGroup]:
-    """Selected groups whose digest one of their destination repositories lacked at the base:
-    the base side of touched files, plus the untouched head files (the same at the base)."""
+def _added(change: Change) -> tuple[list[EdgeGroup], list[EdgeGroup]]:
+    """Selected groups whose digest one of their destination repositories lacked at the base,
+    and those a promotion writes to (a new digest, or a new tag of it): from the base side of
+    touched files, plus the untouched head files (the same at the base)."""
     wanted = {repository_key(d.name, g.image) for g in change.selected for d in g.destinations}
     if not wanted:
-        return []
-    before: dict[str, set[str]] = {}
+        return [], []
+    before: dict[str, dict[str, set[str]]] = {}  # repository -> digest -> tags
     untouched = [m for m in change.loaded.manifests if not _touched(change, m)]
     for manifest in [*change.base_manifests, *untouched]:
         for spec in manifest.destinations:
             for image in manifest.images:
                 key = repository_key(spec.name, image.name)
                 if key in wanted:
-                    before.setdefault(key, set()).update(image.dmap)
-    return [
-        g
-        for g in change.selected
-        if any(
-            g.digest not in before.get(repository_key(d.name, g.image), ()) for d in g.destinations
-        )
-    ]
+                    for digest, tags in image.dmap.items():
+                        before.setdefault(key, {}).setdefault(digest, set()).update(tags)
+    added: list[EdgeGroup] = []
+    written: list[EdgeGroup] = []
+    for group in change.selected:
+        at_base = [before.get(repository_key(d.name, group.image), {}) for d in group.destinations]
+        if any(group.digest not in digests for digests in at_base):
+            added.append(group)
+            written.append(group)
+        elif any(set(group.tags) - digests[group.digest] for digests in at_base):
+            written.append(group)
+    return added, written

@@ -1,6 +1,10 @@
 """`vulnerabilities`: no digest the change adds or re-tags has a vulnerability at or above
 `--vuln-severity-threshold` (fixable ones only, unless `--vuln-include-unfixed`).
 
+Judged are the digests a promotion would write: new to a destination repository, or given a
+tag it did not have there, as `cip run` judges every copy and new tag; a line changed
+otherwise (a tag removed) publishes nothing and is not judged.
+
 Findings come from the sources the flags name (report files, a trivy scan, signed
 attestations), judged by the same gate `cip run` applies when it promotes, so a pull request
 that passes here is not held back at promotion for the same findings. Each failing image is one
@@ -45,7 +49,7 @@ async def run(context: CheckContext) -> list[Finding]:
         raise CheckSkipped(OFF)
     if not gate.policy.active:
         raise CheckSkipped(OFF_ZERO)
-    groups = unique_sources(context.change.selected)
+    groups = unique_sources(context.change.written)
     found = await asyncio.gather(*(_judge(context, gate, group) for group in groups))
     return [finding for findings in found for finding in findings]
 
