@@ -59,6 +59,7 @@ class TrivyScanner:
     max_scans: int = MAX_SCANS
     _gate: asyncio.Semaphore | None = None
     _database: asyncio.Future[str | None] | None = None
+    _scans: dict[str, asyncio.Future[ParsedReport]] = field(default_factory=dict)
 
     def _insecure(self, host: str) -> list[str]:
         # cip allows plain HTTP to loopback and --insecure-registry hosts; trivy needs the flag.
@@ -111,6 +112,16 @@ class TrivyScanner:
         return [*flags, *self._insecure(host), f"{host}/{repository}@{digest}"]
 
     async def scan(self, registry: RegistryName, repository: str, digest: str) -> ParsedReport:
+        """The report of one image manifest; a digest is scanned once per run, from the first
+        repository that asks (the same digest is the same content wherever it is)."""
+        task = self._scans.get(digest)
+        if task is None:
+            task = self._scans[digest] = asyncio.ensure_future(
+                self._scan(registry, repository, digest)
+            )
+        return await task
+
+    async def _scan(self, registry: RegistryName, repository: str, digest: str) -> ParsedReport:
         problem = await self._ready()
         if problem is not None:
             raise ScanError(problem)
