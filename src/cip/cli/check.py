@@ -60,8 +60,7 @@ Examples:
   cip check --thin-manifest-dir=. --diff-base=origin/main
   cip check --thin-manifest-dir=. --diff-base=origin/main --head=HEAD --output=markdown
   cip check --manifest=promoter.yaml --base=HEAD~1 --checks=overlap,removal
-  cip check --thin-manifest-dir=. --base=origin/main --vuln-severity-threshold=HIGH \
-      --vuln-report=reports/
+  cip check --thin-manifest-dir=. --base=origin/main --vuln-severity-threshold=HIGH --vuln-report=reports/
   cip check --list
 
 \b
