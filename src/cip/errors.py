@@ -7,7 +7,9 @@ line in the pull request that introduced the problem.
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
@@ -139,6 +141,7 @@ class RegistryError(CipError):
         status: int | None = None,
         oci_code: str | None = None,
         retryable: bool = False,
+        unreachable: str | None = None,
     ) -> None:
         diagnostic = Diagnostic(message, registry=registry, image=image, digest=digest)
         super().__init__(message, (diagnostic,))
@@ -148,6 +151,57 @@ class RegistryError(CipError):
         self.status = status
         self.oci_code = oci_code
         self.retryable = retryable
+        self._unreachable = unreachable
+
+    @property
+    def unreachable(self) -> Unreachable | None:
+        """The host that could not be connected to, and why; None when it answered.
+
+        Taken from the OS error that caused this one (whatever HTTP library wrapped it), or
+        from `unreachable=` where a layer fails without one (a circuit already open).
+        """
+        reason = self._unreachable or connection_failure(self)
+        if reason is None or not self.registry:
+            return None
+        return Unreachable(self.registry.partition("/")[0], reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """A registry host no connection could be made to: every edge needing it fails alike, so
+    reports say it once per host instead of once per edge."""
+
+    host: str  # host[:port]
+    reason: str  # "connection refused", "name does not resolve", …
+
+
+# errno values that mean "no connection could be made", not "the connection broke".
+_CONNECT_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """Why no connection could be made, from the OS errors in `exc`'s chain (causes, contexts
+    and the members of exception groups, as connection libraries raise them), or None."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return "name does not resolve"
+        if isinstance(current, OSError) and current.errno in _CONNECT_ERRNOS:
+            return _CONNECT_ERRNOS[current.errno]
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
 
 
 class DigestMismatchError(RegistryError):

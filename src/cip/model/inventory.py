@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cip.errors import Unreachable
+
 RepoKey = tuple[str, str]  # (registry name as written in the manifest, image name)
 
 
@@ -22,6 +24,7 @@ class RepositoryFacts:
     referred: set[str] = field(default_factory=set)  # digests whose referrers tag was listed
     missing: bool = False  # the repository does not exist (yet): nothing is in it
     error: str | None = None
+    unreachable: Unreachable | None = None  # why `error`: its host took no connection
 
     def has_digest(self, digest: str) -> bool | None:
         """True/False when known, None when nobody asked."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from cip.errors import Unreachable
 from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
 from cip.model.manifest import Position
 from cip.model.refs import Registry
@@ -120,6 +121,7 @@ class Verdict:
     parent: ParentIndex | None = None  # for a lost digest: the listed index that has it
     signature: SignatureStep | None = None  # the digest lacks a `.sig` here and signing is on
     vulnerability: WorstFinding | None = None  # for vulnerable: the worst finding, if any
+    unreachable: Unreachable | None = None  # for failed: the host that took no connection
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
@@ -260,7 +262,15 @@ def _judge(
     facts = inventory.get(destination.name, group.image)
     if facts is None or facts.error is not None:
         error = facts.error if facts is not None else "destination was not read"
-        return Verdict(index, destination, Action.FAILED, tags_to_add=group.tags, error=error)
+        unreachable = facts.unreachable if facts is not None else None
+        return Verdict(
+            index,
+            destination,
+            Action.FAILED,
+            tags_to_add=group.tags,
+            error=error,
+            unreachable=unreachable,
+        )
     present: list[str] = []
     to_add: list[str] = []
     moves: list[TagMove] = []
@@ -279,7 +289,12 @@ def _judge(
         return Verdict(index, destination, action, tuple(present), tuple(to_add), tuple(moves))
     if src is not None and src.error is not None:
         return Verdict(
-            index, destination, Action.FAILED, tags_to_add=tuple(to_add), error=src.error
+            index,
+            destination,
+            Action.FAILED,
+            tags_to_add=tuple(to_add),
+            error=src.error,
+            unreachable=src.unreachable,
         )
     if src is not None and src.has_digest(group.digest):
         action = Action.TAG_MOVE if moves else Action.COPY

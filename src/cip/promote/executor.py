@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
-from cip.errors import CipError, RegistryError
+from cip.errors import CipError, RegistryError, Unreachable
 from cip.plan.planner import Action, Plan, TagMove, Verdict
 from cip.promote.copy import CopyStats, ImageCopier
 from cip.registry.client import Registry
@@ -31,6 +31,7 @@ class EdgeResult:
     tags_written: tuple[str, ...] = ()
     refused: tuple[TagMove, ...] = ()  # tags found on another digest at write time: none written
     error: str | None = None
+    unreachable: Unreachable | None = None  # the failure was a host taking no connection
 
 
 @dataclass
@@ -52,7 +53,14 @@ class Report:
             if result is None:
                 verdicts.append(verdict)
             elif result.error is not None:
-                verdicts.append(replace(verdict, action=Action.FAILED, error=result.error))
+                verdicts.append(
+                    replace(
+                        verdict,
+                        action=Action.FAILED,
+                        error=result.error,
+                        unreachable=result.unreachable,
+                    )
+                )
             elif result.refused:
                 refused = {m.tag for m in result.refused}
                 verdicts.append(
@@ -86,6 +94,8 @@ async def execute(
         async with limit:
             try:
                 return await _write(plan, verdict, pool, copier)
+            except RegistryError as error:
+                return EdgeResult(verdict, error=error.message, unreachable=error.unreachable)
             except CipError as error:
                 return EdgeResult(verdict, error=error.message)
             except OSError as error:  # an oci: layout folder that cannot be written

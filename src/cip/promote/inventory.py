@@ -188,7 +188,7 @@ class InventoryReader:
                 if info is not None:
                     facts.media_types[digest] = intern(info.media_type)
         except RegistryError as error:
-            facts.error = error.message
+            facts.error, facts.unreachable = error.message, error.unreachable
         except OSError as error:  # an oci: layout that cannot be read
             facts.error = f"{error.filename}: {error.strerror or error}"
 
@@ -200,7 +200,7 @@ class InventoryReader:
         try:
             found = await self._heads(client, repository, ordered)
         except RegistryError as error:
-            facts.error = error.message
+            facts.error, facts.unreachable = error.message, error.unreachable
             return
         except OSError as error:  # an oci: layout that cannot be read
             facts.error = f"{error.filename}: {error.strerror or error}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 
+from cip.errors import Unreachable
 from cip.model.refs import Registry, short_digest
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, Verdict
@@ -30,8 +32,21 @@ def parse_summary_text(summary: EdgeSummary, warnings: int) -> str:
     return "\n".join(lines)
 
 
+def _unreachable_lines(plan: Plan) -> list[str]:
+    """One line per host that took no connection: its edges all fail for the same reason, and
+    one line per edge would bury every other problem (the JSON keeps each edge's error)."""
+    down: Counter[Unreachable] = Counter(
+        v.unreachable for v in plan.verdicts if v.action is Action.FAILED and v.unreachable
+    )
+    return [
+        f"  failed    {where.host} unreachable ({where.reason}): {count:,} "
+        f"destination{'s' if count != 1 else ''} not promoted"
+        for where, count in sorted(down.items(), key=lambda item: item[0].host)
+    ]
+
+
 def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
-    lines: list[str] = []
+    lines = _unreachable_lines(plan)
     for row in rows:
         ref = f"{row.name}@{row.digest}"
         lost = row.by_action.get(Action.LOST, [])
@@ -49,6 +64,8 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
                     f"{row.digest} ({row.where}): refused, tags never move; {_held(verdict)}"
                 )
         for verdict in row.by_action.get(Action.FAILED, []):
+            if verdict.unreachable is not None:
+                continue  # said once for its host
             lines.append(
                 f"  failed    {ref} at {_repository(verdict.destination, row.image)}: "
                 f"{verdict.error} ({row.where})"
