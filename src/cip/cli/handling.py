@@ -6,12 +6,14 @@ JSON document of the run, for every outcome: a pipe into `jq` never sees an empt
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, ParamSpec, TypeVar
 
 import click
 
+from cip.cli.interrupts import Interrupted
 from cip.cli.logs import configure_logging
 from cip.errors import CipError, Diagnostic, ExitCode
 from cip.report.document import error_json, interrupted_json
@@ -85,13 +87,34 @@ def fail(
     sys.exit(exit_code)
 
 
+def stop_interrupted(
+    interrupt: Interrupted, ctx: click.Context | None, args: Sequence[str] = ()
+) -> NoReturn:
+    """One line on stderr, the interrupted document with --output=json, exit 130 or 143."""
+    click.echo(interrupt.line(), err=True)
+    if _wants_json(ctx, args):
+        click.echo(
+            interrupted_json(
+                interrupt.signal_name,
+                edges_done=interrupt.edges_done,
+                edges_not_started=interrupt.edges_not_started,
+                dry_run=_dry_run(ctx),
+                command=_command(ctx),
+            )
+        )
+    sys.exit(interrupt.exit_code)
+
+
 def handle_cip_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print a CipError (or an unusable file) as `path:line:column: message`, no traceback."""
+    """Print a CipError (or an unusable file) as `path:line:column: message`, no traceback;
+    an interrupt as its one line."""
 
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = click.get_current_context(silent=True)
         try:
             return func(*args, **kwargs)
+        except Interrupted as interrupt:
+            stop_interrupted(interrupt, ctx)
         except CipError as error:
             fail(
                 error.render(),
@@ -112,11 +135,18 @@ def handle_cip_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _raise_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted("SIGTERM")
+
+
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     """Run the `cip` command: click's usage errors and interrupts get the same treatment as
     cip's own errors (stderr message, JSON document when asked for, documented exit code)."""
     argv = list(sys.argv[1:] if args is None else args)
     configure_logging("info")
+    # SIGTERM outside an event loop (while manifests load) stops as Ctrl-C does there, with
+    # its own exit code; inside one, `until_signalled` takes over.
+    signal.signal(signal.SIGTERM, _raise_sigterm)
     try:
         result = command.main(argv, prog_name="cip", standalone_mode=False)
     except click.UsageError as error:
@@ -136,10 +166,9 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
+    except Interrupted as interrupt:
+        stop_interrupted(interrupt, None, argv)
     except (click.Abort, KeyboardInterrupt):
-        # Until interrupts are handled where the run knows its counts, say so in one line.
-        click.echo("interrupted", err=True)
-        if requested_output(argv) == "json":
-            click.echo(interrupted_json("SIGINT", edges_done=None, edges_not_started=None))
-        sys.exit(130)
+        # Ctrl-C outside a command's event loop (loading manifests): nothing was started.
+        stop_interrupted(Interrupted("SIGINT"), None, argv)
     sys.exit(result if isinstance(result, int) else int(ExitCode.OK))

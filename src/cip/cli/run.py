@@ -12,6 +12,7 @@ import sys
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.interrupts import Interrupted, until_signalled
 from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
@@ -34,6 +35,7 @@ from cip.model.refs import registry_name_problem
 from cip.plan.edges import EdgeGroup
 from cip.plan.shards import Shard
 from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
+from cip.promote.executor import EdgeTally
 from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
 from cip.promote.signing import SigningSetup
 from cip.registry.pool import RegistryPool
@@ -209,7 +211,9 @@ def run_command(
             credentials=CredentialStore.from_environment(authfile=authfile),
         )
         found = run_coroutine(
-            _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
+            until_signalled(
+                _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
+            )
         )
         for note in snapshot_notes(snapshot, found.names_below, found.tags_only):
             click.echo(note, err=True)
@@ -251,18 +255,25 @@ def run_command(
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
     )
-    outcome = run_coroutine(
-        _run(
-            groups,
-            pool,
-            concurrency,
-            confirm,
-            include_foreign_layers,
-            signing,
-            max_image_size,
-            gate if gate is not None and gate.policy.active else None,
+    tally = EdgeTally()
+    try:
+        outcome = run_coroutine(
+            until_signalled(
+                _run(
+                    groups,
+                    pool,
+                    concurrency,
+                    confirm,
+                    include_foreign_layers,
+                    signing,
+                    max_image_size,
+                    gate if gate is not None and gate.policy.active else None,
+                    tally,
+                )
+            )
         )
-    )
+    except Interrupted as interrupt:
+        raise Interrupted(interrupt.signal_name, tally.done, tally.not_started) from None
     result = outcome.plan
     stats = outcome.report.stats if outcome.report is not None else None
     print_diagnostics(outcome.warnings)
@@ -293,6 +304,7 @@ async def _run(
     signing: SigningSetup | None,
     max_image_size: int | None,
     vuln_gate: VulnGate | None,
+    tally: EdgeTally,
 ) -> RunOutcome:
     def on_phase(phase: Phase, summary: str) -> None:
         log.info("phase %s: %s", phase.value, summary)
@@ -309,6 +321,7 @@ async def _run(
             on_phase=on_phase,
             progress=RequestProgress,
             signing=signing,
+            tally=tally,
         )
     return outcome
 

@@ -35,6 +35,42 @@ class EdgeResult:
 
 
 @dataclass
+class EdgeTally:
+    """How far a run got, kept up to date so an interrupt can say it at any moment.
+
+    `done`: edges found in place by the plan, plus edges of writes that finished without a
+    problem. `not_started`: edges whose work has not begun (every edge while planning; then the
+    edges of writes not yet begun). Edges being written when the run stops, and failed ones,
+    are in neither. None until the edges are known.
+    """
+
+    done: int | None = None
+    not_started: int | None = None
+
+    def planning(self, edges: int) -> None:
+        self.done, self.not_started = 0, edges
+
+    def planned(self, plan: Plan) -> None:
+        counts = plan.edge_counts()
+        self.done = counts.get(Action.PRESENT, 0)
+        self.not_started = sum(_edges(v) for v in plan.writes())
+
+    def started(self, verdict: Verdict) -> None:
+        if self.not_started is not None:
+            self.not_started -= _edges(verdict)
+
+    def finished(self, verdict: Verdict) -> None:
+        """A write that finished without a problem: its edges are done."""
+        if self.done is not None:
+            self.done += _edges(verdict)
+
+
+def _edges(verdict: Verdict) -> int:
+    """The edges a write verdict writes (its tags already present were counted as done)."""
+    return sum(n for action, n in verdict.edge_actions().items() if action is not Action.PRESENT)
+
+
+@dataclass
 class Report:
     plan: Plan
     results: list[EdgeResult] = field(default_factory=list)
@@ -84,6 +120,7 @@ async def execute(
     concurrency: int = 16,
     include_foreign_layers: bool = False,
     progress: ProgressCallback | None = None,
+    tally: EdgeTally | None = None,
 ) -> Report:
     copier = ImageCopier(include_foreign_layers=include_foreign_layers)
     report = Report(plan, stats=copier.stats)
@@ -92,8 +129,10 @@ async def execute(
 
     async def run(verdict: Verdict) -> EdgeResult:
         async with limit:
+            if tally is not None:
+                tally.started(verdict)
             try:
-                return await _write(plan, verdict, pool, copier)
+                result = await _write(plan, verdict, pool, copier)
             except RegistryError as error:
                 return EdgeResult(verdict, error=error.message, unreachable=error.unreachable)
             except CipError as error:
@@ -103,6 +142,9 @@ async def execute(
             finally:
                 if progress is not None:
                     progress(1)
+            if tally is not None and result.error is None and not result.refused:
+                tally.finished(verdict)
+            return result
 
     # One batch per source image digest: its destinations run together, then its cached
     # content is dropped. Batches overlap up to the concurrency limit.

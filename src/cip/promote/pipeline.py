@@ -26,7 +26,7 @@ from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, SigningPolicy, plan
 from cip.plan.selection import select_changed, select_images
 from cip.plan.shards import Shard, select_shard
-from cip.promote.executor import Report, execute
+from cip.promote.executor import EdgeTally, Report, execute
 from cip.promote.imagesize import hold_back_large_images
 from cip.promote.inventory import InventoryReader, ProgressCallback
 from cip.promote.lost import explain_lost
@@ -210,11 +210,14 @@ async def run_phases(
     progress: ProgressFactory | None = None,
     signing: SigningSetup | None = None,
     vuln_gate: VulnGate | None = None,
+    tally: EdgeTally | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
     `max_image_size` (MiB) holds back copies of larger images in the validate phase, and
     `vuln_gate` writes of images it fails.
+
+    `tally`, when given, is kept up to date with how far the run got (see `EdgeTally`).
 
     provenance, validate, sign and attest belong to the trust capability of the roadmap and
     pass through for now, so the order and the stopping point are already what operators of
@@ -228,6 +231,8 @@ async def run_phases(
             on_phase(phase, summary)
 
     finished(Phase.SETUP, f"{len(groups):,} image digests selected")
+    tally = tally if tally is not None else EdgeTally()
+    tally.planning(sum(group.edge_count for group in groups))
     start = time.monotonic()
     before = pool.counter.total
     with _progress(progress, "plan", "registry requests") as advance:
@@ -256,6 +261,7 @@ async def run_phases(
         planned, warnings = await hold_back_vulnerable(planned, pool, vuln_gate)
         held = len({v.group for v in planned.verdicts if v.action is Action.VULNERABLE})
         validated += f"; {held:,} image digests held back by the vulnerability gate"
+    tally.planned(planned)
     finished(Phase.VALIDATE, validated)
     if not confirm:
         return RunOutcome(planned, None, done, request_table(pool), warnings)
@@ -267,6 +273,7 @@ async def run_phases(
             concurrency=concurrency,
             include_foreign_layers=include_foreign_layers,
             progress=advance,
+            tally=tally,
         )
     stats = report.stats
     finished(

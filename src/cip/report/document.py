@@ -226,9 +226,11 @@ def interrupted_json(
     dry_run: bool | None = None,
     warnings: Iterable[Diagnostic] = (),
     requests: RequestTable | None = None,
+    command: str = "run",
 ) -> str:
     """A run stopped by SIGINT or SIGTERM; counts are null when the edges were not known yet."""
     return render_document(
+        command=command,
         exit_code=INTERRUPT_EXIT_CODES[signal],
         dry_run=dry_run,
         warnings=warnings,
