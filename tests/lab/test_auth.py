@@ -291,7 +291,7 @@ def test_no_secret_in_logs_errors_or_reprs(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # httpx and httpcore log every request at DEBUG
+    caplog.set_level(logging.DEBUG)  # cip's transport logs every request at DEBUG
     shown: list[str] = []
     good = env_store(token_registry.host)
 
@@ -325,10 +325,10 @@ def test_no_secret_in_logs_errors_or_reprs(
 
 
 def test_scopes_follow_path_and_method() -> None:
-    import httpx
+    from yarl import URL
 
     def scopes(method: str, url: str) -> tuple[str, ...]:
-        return request_scopes(httpx.Request(method, url))
+        return request_scopes(method, URL(url))
 
     base = "https://r.example/v2"
     assert scopes("HEAD", f"{base}/a/b/manifests/v1") == ("repository:a/b:pull",)

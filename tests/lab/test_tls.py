@@ -15,7 +15,7 @@ from tests.lab import images
 from tests.lab.registry_lab import LabRegistry, self_signed_tls
 
 
-def test_private_ca_is_required_and_http2_is_negotiated(
+def test_private_ca_is_required_and_http11_is_spoken(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
 ) -> None:
     tls = self_signed_tls(tmp_path / "tls")
@@ -38,4 +38,6 @@ def test_private_ca_is_required_and_http2_is_negotiated(
     asyncio.run(untrusted())
     mark = lab.mark()
     asyncio.run(trusted())
-    assert {e.protocol for e in lab.requests_since(mark)} == {"HTTP/2.0"}
+    # HTTP/1.1 even where TLS offers HTTP/2: aiohttp speaks 1.1 only, and over 1.1 it still
+    # costs a fifth of the CPU httpx spent over HTTP/2 (README, BENCHMARKS.md).
+    assert {e.protocol for e in lab.requests_since(mark)} == {"HTTP/1.1"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cip.registry.http import HttpRegistry
 from cip.transport.counting import RequestCounter
@@ -13,7 +13,9 @@ from cip.transport.ratelimit import RateLimiter
 from cip.transport.retry import RetryPolicy
 from cip.transport.session import create_session
 from cip.transport.settings import NetworkOptions, host_settings
-from cip.transport.stack import TransportWrapper
+
+if TYPE_CHECKING:
+    from cip.transport.stack import Middleware
 
 
 def create_http_registry(
@@ -22,7 +24,7 @@ def create_http_registry(
     *,
     max_connections: int = 64,
     timeout: float = 60.0,
-    wrappers: Sequence[TransportWrapper] = (),
+    middlewares: Sequence[Middleware] = (),
     counter: RequestCounter | None = None,
     catalog_page_size: int | None = 1000,
     credentials: CredentialStore | None = None,
@@ -35,17 +37,17 @@ def create_http_registry(
     """
     settings = host_settings(host, options or NetworkOptions())
     counter = counter if counter is not None else RequestCounter()
-    client, authenticator = create_session(
+    session, authenticator = create_session(
         settings,
         counter,
         max_connections=max_connections,
         timeout=timeout,
-        wrappers=wrappers,
+        middlewares=middlewares,
         credentials=credentials,
         limiter=limiter,
         retry=retry,
     )
-    registry = HttpRegistry(settings, client, counter, catalog_page_size=catalog_page_size)
+    registry = HttpRegistry(settings, session, counter, catalog_page_size=catalog_page_size)
     registry.authenticator = authenticator
     return registry
 

@@ -1,19 +1,21 @@
-"""The Registry protocol over the OCI Distribution API, on httpx.
+"""The Registry protocol over the OCI Distribution API, on aiohttp.
 
 One `HttpRegistry` per `host[:port]`: that is the unit that owns a connection pool, TLS settings,
-a token cache and a rate limit. The httpx client is built by `connect.create_http_registry`
-from the transport stack (`cip.transport`), so retries, auth and rate limits sit under this code
-and it only speaks the Distribution API.
+a token cache and a rate limit. The session is built by `connect.create_http_registry` from the
+transport stack (`cip.transport`), so retries, auth and rate limits sit under this code and it
+only speaks the Distribution API.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from cip.errors import DigestMismatchError, RegistryError
 from cip.oci import media
@@ -33,9 +35,31 @@ from cip.transport.auth import Authenticator
 from cip.transport.counting import RequestCounter
 from cip.transport.responses import error_from, next_link, transport_error
 from cip.transport.scheme import SchemeProbe
+from cip.transport.session import Session
 from cip.transport.settings import HostSettings
 
 _OCTET = "application/octet-stream"
+_NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError)
+# Blob bytes are hashed as they arrive: ask for them exactly as stored, never re-encoded.
+_NO_ENCODING = ("Accept-Encoding",)
+
+
+class Answer:
+    """A response whose (small) body was read, its connection back in the pool."""
+
+    __slots__ = ("body", "response")
+
+    def __init__(self, response: aiohttp.ClientResponse, body: bytes) -> None:
+        self.response = response
+        self.body = body
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def headers(self) -> Any:
+        return self.response.headers
 
 
 class HttpRegistry:
@@ -44,7 +68,7 @@ class HttpRegistry:
     def __init__(
         self,
         settings: HostSettings,
-        client: httpx.AsyncClient,
+        session: Session,
         counter: RequestCounter,
         *,
         base_url: str | None = None,
@@ -52,8 +76,8 @@ class HttpRegistry:
     ) -> None:
         self.settings = settings
         self.counter = counter
-        self._client = client
-        self._scheme = SchemeProbe(settings, client, base_url)
+        self._session = session
+        self._scheme = SchemeProbe(settings, session, base_url)
         self._catalog_page_size = catalog_page_size
         self._referrers_api: bool | None = None
         self.authenticator: Authenticator | None = None  # set by create_http_registry
@@ -63,7 +87,7 @@ class HttpRegistry:
         return self.settings.host
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.aclose()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -79,37 +103,37 @@ class HttpRegistry:
     async def _send(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         what: str,
         *,
         ok: Sequence[int] = (200,),
         missing_ok: bool = False,
         context: media.ErrorContext,
         **kwargs: Any,
-    ) -> httpx.Response | None:
+    ) -> Answer | None:
+        kwargs.setdefault("allow_redirects", False)
         try:
-            response = await self._client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
+            async with self._session.request(method, url, **kwargs) as response:
+                answer = Answer(response, await response.read())
+        except _NETWORK_ERRORS as exc:
             raise transport_error(what, exc, context) from exc
-        if response.status_code in ok:
-            return response
-        if missing_ok and response.status_code == 404:
+        if response.status in ok:
+            return answer
+        if missing_ok and response.status == 404:
             return None
-        raise error_from(response, what, **context)
+        raise error_from(response, answer.body, what, **context)
 
-    def _json(
-        self, response: httpx.Response, what: str, repository: str | None = None
-    ) -> dict[str, Any]:
+    def _json(self, answer: Answer, what: str, repository: str | None = None) -> dict[str, Any]:
         """A JSON object body, or a RegistryError naming the registry (never a traceback)."""
         try:
-            body = response.json()
+            body = json.loads(answer.body)
         except ValueError:
             body = None
         if not isinstance(body, dict):
             raise RegistryError(f"{what}: the answer is not a JSON object", **self._ctx(repository))
         return body
 
-    async def _must(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+    async def _must(self, method: str, url: str | URL, what: str, **kwargs: Any) -> Answer:
         response = await self._send(method, url, what, **kwargs)
         assert response is not None  # missing_ok=False
         return response
@@ -130,7 +154,7 @@ class HttpRegistry:
             response = await self._must("GET", url, "catalog", context=self._ctx(None))
             for name in self._json(response, "catalog").get("repositories") or []:
                 yield str(name)
-            url = next_link(response)
+            url = next_link(response.response)
 
     async def list_tags(self, repository: str) -> TagList:
         url: str | None = await self._url(repository, "tags/list")
@@ -154,7 +178,7 @@ class HttpRegistry:
                         tags=tuple(str(t) for t in info.get("tag") or []),
                         media_type=info.get("mediaType"),
                     )
-            url = next_link(response)
+            url = next_link(response.response)
         return TagList(repository, tuple(tags), listed)
 
     # -- manifests --------------------------------------------------------------------------
@@ -191,20 +215,21 @@ class HttpRegistry:
         url = await self._url(repository, f"manifests/{reference}")
         headers = {"Accept": media.ACCEPT_MANIFESTS}
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise error_from(response, what, **ctx)
-                media.check_manifest_size(int(response.headers.get("content-length", "0")), **ctx)
+            async with self._session.request(
+                "GET", url, headers=headers, allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    raise error_from(response, await response.read(), what, **ctx)
+                media.check_manifest_size(response.content_length or 0, **ctx)
                 chunks: list[bytes] = []
                 total = 0
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.content.iter_any():
                     total += len(chunk)
                     media.check_manifest_size(total, **ctx)
                     chunks.append(chunk)
                 announced = response.headers.get("docker-content-digest")
                 header_type = response.headers.get("content-type")
-        except httpx.TransportError as exc:
+        except _NETWORK_ERRORS as exc:
             raise transport_error(what, exc, ctx) from exc
         data = b"".join(chunks)
         if by_digest:
@@ -234,7 +259,7 @@ class HttpRegistry:
             await self._url(repository, f"manifests/{reference}"),
             what,
             ok=(200, 201, 202),
-            content=data,
+            data=data,
             headers={"Content-Type": media_type},
             context=ctx,
         )
@@ -263,7 +288,7 @@ class HttpRegistry:
             await self._url(repository, f"blobs/{digest}"),
             f"HEAD blob {repository}@{digest}",
             missing_ok=True,
-            follow_redirects=True,
+            allow_redirects=True,
             context=self._ctx(repository, digest),
         )
         return response is not None
@@ -276,25 +301,29 @@ class HttpRegistry:
         url = await self._url(repository, f"blobs/{digest}")
         hasher = hashlib.new(digest.partition(":")[0])
         try:
-            # Blob GETs may redirect to storage (S3, GCS); httpx drops credentials cross-origin.
-            async with self._client.stream("GET", url, follow_redirects=True) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise error_from(response, what, **ctx)
-                async for chunk in response.aiter_bytes(chunk_size):
+            # Blob GETs may redirect to storage (S3, GCS): followed, and the auth middleware
+            # sends credentials to the registry's own endpoint only.
+            async with self._session.request(
+                "GET", url, allow_redirects=True, skip_auto_headers=_NO_ENCODING
+            ) as response:
+                if response.status != 200:
+                    raise error_from(response, await response.read(), what, **ctx)
+                async for chunk in response.content.iter_chunked(chunk_size):
                     hasher.update(chunk)
                     yield chunk
-        except httpx.TransportError as exc:
+        except _NETWORK_ERRORS as exc:
             raise transport_error(what, exc, ctx) from exc
         actual = f"{digest.partition(':')[0]}:{hasher.hexdigest()}"
         if actual != digest:
             raise DigestMismatchError(f"{what}: content hashes to {actual}; refused", **ctx)
 
-    def _session(self, repository: str, response: httpx.Response, what: str) -> UploadSession:
-        location = response.headers.get("location")
+    def _upload_session(self, repository: str, answer: Answer, what: str) -> UploadSession:
+        location = answer.headers.get("location")
         if not location:
             raise RegistryError(f"{what}: no Location header", **self._ctx(repository))
-        return UploadSession(repository, str(response.url.join(location)))
+        # As sent: the query carries the registry's opaque upload state, never re-quoted.
+        url = answer.response.url.join(URL(location, encoded=True))
+        return UploadSession(repository, str(url))
 
     async def start_upload(self, repository: str) -> UploadSession:
         what = f"start upload to {repository}"
@@ -306,7 +335,7 @@ class HttpRegistry:
             headers={"Content-Length": "0"},
             context=self._ctx(repository),
         )
-        return self._session(repository, response, what)
+        return self._upload_session(repository, response, what)
 
     async def mount_blob(self, repository: str, digest: str, source: str) -> MountResult:
         what = f"mount {digest} from {source} into {repository}"
@@ -319,10 +348,10 @@ class HttpRegistry:
             headers={"Content-Length": "0"},
             context=self._ctx(repository, digest),
         )
-        if response.status_code == 201:
+        if response.status == 201:
             return MountResult(mounted=True)
         # 202: the registry declined (blob not in source, or no access); upload instead.
-        return MountResult(mounted=False, session=self._session(repository, response, what))
+        return MountResult(mounted=False, session=self._upload_session(repository, response, what))
 
     async def upload_blob(
         self,
@@ -354,14 +383,16 @@ class HttpRegistry:
                     if size:
                         patch_headers["Content-Range"] = f"0-{size - 1}"
                 response = await self._must(
-                    "PATCH", location, what, ok=(202, 204), content=data,
+                    "PATCH", URL(location, encoded=True), what, ok=(202, 204), data=data,
                     headers=patch_headers, context=ctx,
                 )  # fmt: skip
-                location = self._session(repository, response, what).location
+                location = self._upload_session(repository, response, what).location
                 body, headers = b"", {"Content-Length": "0"}
-            put_url = httpx.URL(location).copy_add_param("digest", digest)
+            put_url = URL(
+                f"{location}{'&' if '?' in location else '?'}digest={digest}", encoded=True
+            )
             await self._must(
-                "PUT", str(put_url), what, ok=(201, 204), content=body, headers=headers, context=ctx
+                "PUT", put_url, what, ok=(201, 204), data=body, headers=headers, context=ctx
             )
         except BaseException:
             await self._cancel(location)
@@ -369,8 +400,9 @@ class HttpRegistry:
 
     async def _cancel(self, location: str) -> None:
         # Best effort: registries garbage-collect abandoned uploads anyway.
-        with contextlib.suppress(httpx.HTTPError):
-            await self._client.delete(location)
+        with contextlib.suppress(*_NETWORK_ERRORS, RegistryError):
+            async with self._session.request("DELETE", URL(location, encoded=True)) as response:
+                await response.read()
 
     # -- referrers --------------------------------------------------------------------------
 
@@ -403,6 +435,6 @@ class HttpRegistry:
             )  # fmt: skip
             if response is None:
                 return None
-            found.extend(media.parse_manifest(response.content, media.OCI_INDEX).children)
-            url, params = next_link(response), None
+            found.extend(media.parse_manifest(response.body, media.OCI_INDEX).children)
+            url, params = next_link(response.response), None
         return found

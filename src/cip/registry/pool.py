@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cip.model.refs import Registry as RegistryName
 from cip.registry.client import Registry
@@ -20,17 +21,19 @@ from cip.transport.credentials import CredentialStore
 from cip.transport.ratelimit import RateLimiter
 from cip.transport.retry import RetryPolicy
 from cip.transport.settings import NetworkOptions
-from cip.transport.stack import TransportWrapper
+
+if TYPE_CHECKING:
+    from cip.transport.stack import Middleware
 
 
 @dataclass
 class RegistryPool:
     options: NetworkOptions = field(default_factory=NetworkOptions)
-    # Few connections per host: httpcore scans its whole pool on every request, so 8 gave
-    # more requests per second than 32 at the same concurrency (BENCHMARKS.md).
-    max_connections: int = 8
+    # Connections per host: as many as requests a run keeps in flight by default (--concurrency),
+    # so a distant registry is not held to pool-size round trips at a time.
+    max_connections: int = 32
     timeout: float = 60.0
-    wrappers: Sequence[TransportWrapper] = ()
+    middlewares: Sequence[Middleware] = ()
     counter: RequestCounter = field(default_factory=RequestCounter)
     credentials: CredentialStore | None = None
     limiter: RateLimiter = field(default_factory=RateLimiter)  # one per run: shared budgets
@@ -49,7 +52,7 @@ class RegistryPool:
                     self.options,
                     max_connections=self.max_connections,
                     timeout=self.timeout,
-                    wrappers=self.wrappers,
+                    middlewares=self.middlewares,
                     counter=self.counter,
                     credentials=self.credentials,
                     limiter=self.limiter,

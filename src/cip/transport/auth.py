@@ -18,17 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from cip.errors import RegistryError
 from cip.transport.credentials import Credential, CredentialError, CredentialStore, Secret, refused
-from cip.transport.stack import TransportWrapper
+from cip.transport.responses import bytes_body, drain
+
+if TYPE_CHECKING:
+    from aiohttp import ClientRequest, ClientResponse
+
+    from cip.transport.stack import Handler, Middleware
 
 DEFAULT_TOKEN_SECONDS = 60  # distribution token spec: expires_in defaults to 60 s
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
@@ -62,22 +70,21 @@ def parse_challenge(value: str | None) -> Challenge | None:
     return Challenge(scheme, params)
 
 
-def request_scopes(request: httpx.Request) -> tuple[str, ...]:
+def request_scopes(method: str, url: URL) -> tuple[str, ...]:
     """The token scopes a request needs, from its path and method (distribution token spec)."""
-    path = request.url.path
+    path = url.path
     if path.startswith("/v2/_catalog"):
         return ("registry:catalog:*",)
     match = _REPO_PATH.match(path)
     if match is None:
         return ()
-    method = request.method
     # Distribution maps GET/HEAD to pull, DELETE to delete, other writes to pull,push.
     actions = (
         "pull" if method in ("GET", "HEAD") else "delete" if method == "DELETE" else "pull,push"
     )
     scopes = [f"repository:{match['name']}:{actions}"]
-    source = request.url.params.get("from")
-    if method == "POST" and source and request.url.params.get("mount"):
+    source = url.query.get("from")
+    if method == "POST" and source and url.query.get("mount"):
         scopes.append(f"repository:{source}:pull")  # a cross-repo mount reads the source
     return tuple(scopes)
 
@@ -97,7 +104,7 @@ class Authenticator:
         host: str,
         endpoint: str,
         credentials: CredentialStore | None,
-        token_client: httpx.AsyncClient,
+        token_client: TokenClient,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -127,7 +134,7 @@ class Authenticator:
             return None
         return await self._credentials.get(self.host, demanded=demanded or self._demanded)
 
-    async def authorize(self, request: httpx.Request) -> None:
+    async def authorize(self, request: ClientRequest) -> None:
         """Set `Authorization` if the scheme is known (pre-authorisation)."""
         if self.challenge is None:
             return
@@ -136,12 +143,12 @@ class Authenticator:
             header = found.basic_auth() if found else None
             self._basic_sent = found if header else None
         else:
-            token = await self.token(request_scopes(request))
+            token = await self.token(request_scopes(request.method, request.url))
             header = f"Bearer {token.value.reveal()}" if token else None
         if header:
             request.headers["Authorization"] = header
 
-    async def unauthorized(self, request: httpx.Request, response: httpx.Response) -> bool:
+    async def unauthorized(self, request: ClientRequest, response: ClientResponse) -> bool:
         """Learn from a 401; True when sending the request again may now succeed."""
         challenge = parse_challenge(response.headers.get("www-authenticate"))
         if challenge is None:
@@ -154,12 +161,13 @@ class Authenticator:
             if found is not None and had is not None and had == found.basic_auth():
                 found = await self._refresh_credential()
             return found is not None and found.basic_auth() != had
-        scopes = tuple(dict.fromkeys(request_scopes(request) + challenge.scopes))
+        needed = request_scopes(request.method, request.url)
+        scopes = tuple(dict.fromkeys(needed + challenge.scopes))
         if had is not None:
             # The token was refused (expired early, or too narrow): anonymous is not enough.
             self._demanded = True
             self._tokens.pop(tuple(sorted(scopes)), None)
-            self._tokens.pop(tuple(sorted(request_scopes(request))), None)
+            self._tokens.pop(tuple(sorted(needed)), None)
         elif not first:
             self._demanded = True
         return await self.token(scopes) is not None
@@ -188,22 +196,22 @@ class Authenticator:
             raise RegistryError(f"{self.host} sent a Bearer challenge without a realm")
         writes = any(s.endswith(("push", "delete", "*")) for s in scopes)
         found = await self._credential(demanded=writes)
-        response = await self._ask(realm, challenge, scopes, found)
-        if response.status_code in (401, 403) and not self._demanded and not writes:
+        status, answer = await self._ask(realm, challenge, scopes, found)
+        if status in (401, 403) and not self._demanded and not writes:
             self._demanded = True  # anonymous refused: now on-demand credentials may be used
             more = await self._credential(demanded=True)
             if more is not None and more != found:
                 found = more
-                response = await self._ask(realm, challenge, scopes, found)
-        if response.status_code in (401, 403) and found is not None:
+                status, answer = await self._ask(realm, challenge, scopes, found)
+        if status in (401, 403) and found is not None:
             fresh = await self._refresh_credential()  # a helper's token may have expired
             if fresh is not None and fresh != found:
                 found = fresh
-                response = await self._ask(realm, challenge, scopes, found)
-        if response.status_code != 200:
-            raise self._token_error(response.status_code, found)
+                status, answer = await self._ask(realm, challenge, scopes, found)
+        if status != 200:
+            raise self._token_error(status, found)
         try:
-            body = response.json()
+            body = json.loads(answer)
             value = str(body.get("token") or body["access_token"])
             lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_SECONDS)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -220,7 +228,8 @@ class Authenticator:
         challenge: Challenge,
         scopes: tuple[str, ...],
         found: Credential | None,
-    ) -> httpx.Response:
+    ) -> tuple[int, bytes]:
+        """One request to the token service: its status and body."""
         service = challenge.params.get("service")
         try:
             if found is not None and found.identity_token is not None:
@@ -232,17 +241,14 @@ class Authenticator:
                     **({"service": service} if service else {}),
                     **({"scope": " ".join(scopes)} if scopes else {}),
                 }
-                return await self._token_client.post(realm, data=form)
-            pairs: list[tuple[str, str | int | float | bool | None]] = [
-                ("scope", s) for s in scopes
-            ]
+                return await self._token_client.send("POST", realm, data=form)
+            params = [("scope", s) for s in scopes]  # one scope parameter per scope
             if service:
-                pairs.insert(0, ("service", service))
-            params = httpx.QueryParams(pairs)  # one scope parameter per scope
+                params.insert(0, ("service", service))
             basic = found.basic_auth() if found else None
             headers = {"Authorization": basic} if basic else {}
-            return await self._token_client.get(realm, params=params, headers=headers)
-        except httpx.TransportError as exc:
+            return await self._token_client.send("GET", realm, params=params, headers=headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise RegistryError(
                 f"token service of {self.host} unreachable: {type(exc).__name__}",
                 registry=self.host,
@@ -284,34 +290,68 @@ class Authenticator:
         )
 
 
-def _replayable(request: httpx.Request) -> bool:
-    # A 401 is answered before the body is used, so any body given as bytes can go again.
-    try:
-        request.content  # noqa: B018 - raises RequestNotRead for streamed bodies
-    except httpx.RequestNotRead:
-        return False
-    return True
+class TokenClient:
+    """The HTTP session for a registry's token realm (often another host), built on first use.
+
+    It shares the registry's TLS context, so a private CA trusted for the registry is trusted
+    for its token service too, and follows redirects as token services may use them.
+    """
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext | bool, timeout: float, user_agent: str | None
+    ) -> None:
+        self._ssl = ssl_context
+        self._timeout = timeout
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=4),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"User-Agent": self._user_agent} if self._user_agent else None,
+            )
+        async with self._session.request(
+            method, url, params=list(params), data=data, headers=headers
+        ) as response:
+            return response.status, await response.read()
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
-class AuthTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, auth: Authenticator) -> None:
-        self._inner = inner
+class AuthMiddleware:
+    """Authorises requests to the registry endpoint; strips credentials from any other host."""
+
+    def __init__(self, auth: Authenticator, inner: Sequence[Middleware]) -> None:
         self._auth = auth
+        self._inner = tuple(inner)  # the layers below, for the scheme probe of `_discover`
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.netloc.decode("ascii") != self._auth.endpoint:
-            request.headers.pop("Authorization", None)  # never send credentials elsewhere
-            return await self._inner.handle_async_request(request)
-        replayable = _replayable(request)
+    async def __call__(self, request: ClientRequest, handler: Handler) -> ClientResponse:
+        if request.url.raw_authority != self._auth.endpoint:
+            request.headers.popall("Authorization", None)  # never send credentials elsewhere
+            return await handler(request)
+        replayable = bytes_body(request)
         if not replayable and self._auth.challenge is None:
             await self._discover(request)
         await self._auth.authorize(request)
-        response = await self._inner.handle_async_request(request)
-        if response.status_code != 401:
+        response = await handler(request)
+        if response.status != 401:
             return response
         if not await self._auth.unauthorized(request, response):
             return await self._refused(request, response)
-        await response.aclose()
+        await drain(response)
         if not replayable:
             raise RegistryError(
                 f"{request.method} {request.url.path}: a streamed body was refused (HTTP 401) "
@@ -320,41 +360,30 @@ class AuthTransport(httpx.AsyncBaseTransport):
                 status=401,
                 retryable=True,
             )
-        request.headers.pop("Authorization", None)
+        request.headers.popall("Authorization", None)
         await self._auth.authorize(request)
-        response = await self._inner.handle_async_request(request)
-        return await self._refused(request, response) if response.status_code == 401 else response
+        response = await handler(request)
+        return await self._refused(request, response) if response.status == 401 else response
 
-    async def _refused(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    async def _refused(self, request: ClientRequest, response: ClientResponse) -> ClientResponse:
         """A final 401: raised as an error naming the credentials, except for the `/v2/` probe."""
         error = self._auth.refusal(
             request.method, request.url.path, request.headers.get("authorization")
         )
         if error is None:
             return response
-        await response.aclose()
+        await drain(response)
         raise error
 
-    async def _discover(self, request: httpx.Request) -> None:
+    async def _discover(self, request: ClientRequest) -> None:
         """Learn the scheme from `/v2/` before a body that can be sent only once."""
-        probe = httpx.Request("GET", request.url.copy_with(path="/v2/", query=None))
-        response = await self._inner.handle_async_request(probe)
-        await response.aclose()
-        if response.status_code == 401:
-            self._auth.challenge = parse_challenge(response.headers.get("www-authenticate"))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-        await self._auth.aclose()
-
-
-def auth_wrapper(auth: Authenticator) -> TransportWrapper:
-    """A `TransportWrapper` for `build_transport(wrappers=...)`; outermost of the stack."""
-
-    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        return AuthTransport(inner, auth)
-
-    return wrap
+        probe = request.url.with_path("/v2/").with_query(None)
+        async with request.session.get(
+            probe, middlewares=self._inner, proxy=request.proxy, allow_redirects=False
+        ) as response:
+            await response.read()
+            if response.status == 401:
+                self._auth.challenge = parse_challenge(response.headers.get("www-authenticate"))
 
 
 def create_authenticator(
@@ -363,7 +392,6 @@ def create_authenticator(
     credentials: CredentialStore | None,
     *,
     verify: ssl.SSLContext | bool = True,
-    transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 30.0,
     user_agent: str | None = None,
 ) -> Authenticator:
@@ -372,24 +400,16 @@ def create_authenticator(
     Pass the registry's TLS context as `verify` (`HostSettings.ssl_context()`), so a private
     CA trusted for the registry is trusted for its token service too.
     """
-    client = httpx.AsyncClient(
-        transport=transport,
-        verify=verify,
-        timeout=timeout,
-        trust_env=False,
-        follow_redirects=True,
-        headers={"User-Agent": user_agent} if user_agent else None,
-    )
-    return Authenticator(host, endpoint, credentials, client)
+    return Authenticator(host, endpoint, credentials, TokenClient(verify, timeout, user_agent))
 
 
 __all__ = [
-    "AuthTransport",
+    "AuthMiddleware",
     "Authenticator",
     "Challenge",
     "CredentialError",
     "Token",
-    "auth_wrapper",
+    "TokenClient",
     "create_authenticator",
     "parse_challenge",
     "request_scopes",

@@ -1,4 +1,4 @@
-"""Per-host request rates and concurrency, as a transport layer.
+"""Per-host request rates and concurrency, as a middleware.
 
 A registry throttles per host, and every method costs it the same CPU (Distribution 2.8.2: ~2 ms a
 request), so the limit covers every request, HEADs included. By default nothing is capped:
@@ -17,15 +17,18 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cip.errors import UsageError
 from cip.transport.retry import parse_retry_after
-from cip.transport.stack import TransportWrapper
+from cip.transport.stack import authority
+
+if TYPE_CHECKING:
+    from aiohttp import ClientRequest, ClientResponse
+
+    from cip.transport.stack import Handler
 
 Clock = Callable[[], float]
 
@@ -194,7 +197,7 @@ class HostLimit:
 
 
 class RateLimiter:
-    """Run-wide limits for every host; hand `wrapper(...)` to the transport stack."""
+    """Run-wide limits for every host; hand `middleware(...)` to the session."""
 
     def __init__(self, config: RateLimitConfig | None = None, *, clock: Clock = time.monotonic):
         self.config = config or RateLimitConfig()
@@ -211,67 +214,40 @@ class RateLimiter:
         """Requests/second allowed to `host` now; None means uncapped."""
         return self.host(host).current_rate()
 
-    def wrapper(self, host: str | None = None, endpoint: str | None = None) -> TransportWrapper:
+    def middleware(
+        self, host: str | None = None, endpoint: str | None = None
+    ) -> RateLimitMiddleware:
         """Requests to `endpoint` count against `host` (the name in manifests, e.g. docker.io)."""
-
-        def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-            aliases = {endpoint: host} if host and endpoint else {}
-            return RateLimitTransport(inner, self, aliases)
-
-        return wrap
+        return RateLimitMiddleware(self, {endpoint: host} if host and endpoint else {})
 
 
-class RateLimitTransport(httpx.AsyncBaseTransport):
+class RateLimitMiddleware:
     """Waits for a slot and a token before each attempt; tells the host about 429s."""
 
-    def __init__(
-        self, inner: httpx.AsyncBaseTransport, limiter: RateLimiter, aliases: Mapping[str, str]
-    ) -> None:
-        self._inner = inner
+    def __init__(self, limiter: RateLimiter, aliases: Mapping[str, str]) -> None:
         self._limiter = limiter
         self._aliases = aliases
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        netloc = request.url.netloc.decode("ascii")
+    async def __call__(self, request: ClientRequest, handler: Handler) -> ClientResponse:
+        netloc = authority(request)
         limit = self._limiter.host(self._aliases.get(netloc, netloc))
-        if limit.slots is not None:
-            await limit.slots.acquire()
-        release = limit.slots.release if limit.slots is not None else None
+        slots = limit.slots
+        if slots is not None:
+            await slots.acquire()
         try:
             sent_at = await limit.before_send()
-            response = await self._inner.handle_async_request(request)
+            response = await handler(request)
         except BaseException:
-            if release:
-                release()
+            if slots is not None:
+                slots.release()
             raise
-        if response.status_code == 429:
+        if response.status == 429:
             limit.throttled(sent_at, parse_retry_after(response.headers.get("retry-after")))
-        if release:
+        if slots is not None:
             # The slot is held until the body is consumed or closed: streams count as in flight.
-            response.stream = _ReleasingStream(response.stream, release)
+            connection = response.connection
+            if connection is None:
+                slots.release()  # no body to wait for (HEAD, or already read)
+            else:
+                connection.add_callback(slots.release)
         return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    def __init__(
-        self, inner: httpx.SyncByteStream | httpx.AsyncByteStream, release: Callable[[], None]
-    ) -> None:
-        assert isinstance(inner, httpx.AsyncByteStream)
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            release = self._release
-            self._release = None
-            if release is not None:
-                release()

@@ -8,15 +8,21 @@ executor decide from data, not from message text.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
+from aiohttp.payload import BytesPayload
 
 from cip.errors import DigestMismatchError, RegistryError
 from cip.oci.media import ErrorContext
 
+if TYPE_CHECKING:
+    from aiohttp import ClientRequest, ClientResponse
+
 
 def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `kind` is anywhere in the exception's chain (httpx wraps socket and TLS errors)."""
+    """Whether `kind` is anywhere in the exception's chain (aiohttp wraps socket and TLS errors)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, kind):
@@ -30,25 +36,23 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
 
 
-def oci_error(response: httpx.Response, method: str) -> tuple[str | None, str]:
-    """The first OCI error code and message of a body (distribution-spec "Error Codes").
-
-    `method` is passed in because below the client (in transport layers) a response does not
-    know its request yet.
-    """
-    if method == "HEAD":
+def oci_error(body: bytes, method: str) -> tuple[str | None, str]:
+    """The first OCI error code and message of a body (distribution-spec "Error Codes")."""
+    if method == "HEAD" or not body:
         return None, ""  # a HEAD answer has no body
     try:
-        first = json.loads(response.content)["errors"][0]
+        first = json.loads(body)["errors"][0]
         return str(first.get("code") or "") or None, str(first.get("message") or "")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, httpx.ResponseNotRead):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None, ""
 
 
-def error_from(response: httpx.Response, what: str, **context: str | None) -> RegistryError:
+def error_from(
+    response: ClientResponse, body: bytes, what: str, **context: str | None
+) -> RegistryError:
     """A RegistryError from a refusal, with the OCI error code when the body has one."""
-    code, detail = oci_error(response, response.request.method)
-    status = response.status_code
+    code, detail = oci_error(body, response.method)
+    status = response.status
     message = (
         f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
     )
@@ -69,7 +73,26 @@ def transport_error(what: str, exc: Exception, ctx: ErrorContext) -> RegistryErr
     return RegistryError(f"{what}: {type(exc).__name__}: {exc}", retryable=True, **ctx)
 
 
-def next_link(response: httpx.Response) -> str | None:
+def next_link(response: ClientResponse) -> str | None:
     """The `Link: <url>; rel="next"` target (distribution-spec "Listing Tags", RFC 5988)."""
-    target = response.links.get("next", {}).get("url")
-    return str(response.url.join(target)) if target else None
+    if "Link" not in response.headers:
+        return None
+    found: Mapping[str, object] = response.links.get("next", {})  # joined with the URL
+    target = found.get("url")
+    return str(target) if target else None
+
+
+async def drain(response: ClientResponse) -> bytes:
+    """Read a small (error) body so its connection goes back to the pool, then release it."""
+    try:
+        return await response.read()
+    except (aiohttp.ClientError, TimeoutError):
+        return b""
+    finally:
+        response.release()
+
+
+def bytes_body(request: ClientRequest) -> bool:
+    """The body was given as bytes (or is empty), so it can be sent again; a stream cannot."""
+    body = request.body
+    return body == b"" or isinstance(body, BytesPayload)

@@ -1,4 +1,4 @@
-"""Retries with a bounded budget, as a transport layer.
+"""Retries with a bounded budget, as a middleware.
 
 Registries throttle (429), restart behind load balancers (502/503/504, resets) and time out;
 most of that is over in a second, so a request is retried with exponential backoff and full
@@ -20,21 +20,35 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
 
 from cip.errors import RegistryError
-from cip.transport.responses import caused_by, is_retryable_status, oci_error
-from cip.transport.stack import TransportWrapper
+from cip.transport.responses import (
+    bytes_body,
+    caused_by,
+    drain,
+    is_retryable_status,
+    oci_error,
+)
+from cip.transport.stack import authority
+
+if TYPE_CHECKING:
+    from aiohttp import ClientRequest, ClientResponse
+
+    from cip.transport.stack import Handler
 
 Sleep = Callable[[float], Awaitable[None]]
 
 
 def is_retryable_error(exc: BaseException) -> bool:
     """No answer at all; a TLS handshake that fails will fail the same way again."""
-    if caused_by(exc, ssl.SSLError):
+    if isinstance(exc, aiohttp.ClientSSLError) or caused_by(exc, ssl.SSLError):
         return False
-    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+    return isinstance(
+        exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError
+    )
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -54,20 +68,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - wall)
 
 
-def is_replayable(request: httpx.Request) -> bool:
-    """The body can be sent again: it was given as bytes (httpx has already read it)."""
+def is_replayable(request: ClientRequest) -> bool:
+    """The body can be sent again: it was given as bytes, not as a stream."""
     if request.method == "PATCH":
         # Distribution 2.8.2 appends PATCH bodies and ignores Content-Range (measured): a
         # replay after a partial write would corrupt the upload.
         return False
-    try:
-        request.content  # noqa: B018 - raises RequestNotRead for streamed bodies
-    except httpx.RequestNotRead:
-        return False
-    return True
+    return bytes_body(request)
 
 
-def describe(request: httpx.Request) -> str:
+def describe(request: ClientRequest) -> str:
     """`METHOD /path` without the query: upload URLs carry opaque session state there."""
     return f"{request.method} {request.url.path}"
 
@@ -86,12 +96,11 @@ class RetryPolicy:
         return rand() * min(self.max_delay, self.base_delay * (2.0**retry))
 
 
-class RetryTransport(httpx.AsyncBaseTransport):
+class RetryMiddleware:
     """Retries one request within its `RetryPolicy` budget; raises a retryable RegistryError."""
 
     def __init__(
         self,
-        inner: httpx.AsyncBaseTransport,
         policy: RetryPolicy,
         *,
         registry: str | None = None,
@@ -99,22 +108,21 @@ class RetryTransport(httpx.AsyncBaseTransport):
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._inner = inner
         self._policy = policy
         self._registry = registry
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        registry = self._registry or request.url.netloc.decode("ascii")
+    async def __call__(self, request: ClientRequest, handler: Handler) -> ClientResponse:
+        registry = self._registry or authority(request)
         replayable = is_replayable(request)
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._inner.handle_async_request(request)
+                response = await handler(request)
             except Exception as exc:
                 if not is_retryable_error(exc):
                     raise
@@ -128,14 +136,10 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 problem, status, code, wait = f"{type(exc).__name__}: {exc}", None, None, None
                 last_exc: Exception | None = exc
             else:
-                if not is_retryable_status(response.status_code):
+                if not is_retryable_status(response.status):
                     return response
-                await _drain(response)
-                status, code, last_exc = (
-                    response.status_code,
-                    oci_error(response, request.method)[0],
-                    None,
-                )
+                body = await drain(response)
+                status, code, last_exc = response.status, oci_error(body, request.method)[0], None
                 problem = f"HTTP {status}" + (f" {code}" if code else "")
                 if not replayable:
                     raise RegistryError(
@@ -165,25 +169,3 @@ class RetryTransport(httpx.AsyncBaseTransport):
                     retryable=True,
                 ) from last_exc
             await self._sleep(delay)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-async def _drain(response: httpx.Response) -> None:
-    """Read a small error body so its connection goes back to the pool, then close it."""
-    try:
-        await response.aread()
-    except httpx.HTTPError:
-        pass
-    finally:
-        await response.aclose()
-
-
-def retry_wrapper(policy: RetryPolicy, *, registry: str | None = None) -> TransportWrapper:
-    """A `TransportWrapper` for `build_transport(wrappers=...)`."""
-
-    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        return RetryTransport(inner, policy, registry=registry)
-
-    return wrap

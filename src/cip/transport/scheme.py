@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
 
 from cip.errors import RegistryError
 from cip.transport.responses import caused_by
 from cip.transport.settings import HostSettings
 
+if TYPE_CHECKING:
+    from cip.transport.session import Session
+
 
 class SchemeProbe:
-    def __init__(
-        self, settings: HostSettings, client: httpx.AsyncClient, base_url: str | None = None
-    ) -> None:
+    def __init__(self, settings: HostSettings, session: Session, base_url: str | None = None):
         self._settings = settings
-        self._client = client
+        self._session = session
         self._base = base_url
         self._lock = asyncio.Lock()
         self._error: RegistryError | None = None
@@ -47,13 +49,16 @@ class SchemeProbe:
         if not self._settings.allow_http:
             return https
         try:
-            await self._client.get(f"{https}/v2/")
+            async with self._session.request("GET", f"{https}/v2/") as response:
+                await response.read()
             return https
         except RegistryError as error:
             self._error = error  # unreachable over either scheme
             raise
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            if caused_by(exc, ssl.SSLCertVerificationError):
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorCertificateError) or caused_by(
+                exc, ssl.SSLCertVerificationError
+            ):
                 raise RegistryError(
                     f"TLS certificate of {endpoint} is not trusted ({exc}); "
                     "pass its CA with --ca-file or SSL_CERT_FILE",

@@ -31,7 +31,6 @@ class NetworkOptions:
     default_ca_file: str | None = None  # SSL_CERT_FILE: replaces the default roots
     proxies: Mapping[str, str] | None = None  # scheme -> proxy URL (urllib's getproxies shape)
     no_proxy: str | None = None
-    http2: bool = True
 
     @classmethod
     def from_environment(
@@ -86,7 +85,6 @@ class HostSettings:
     ca_file: str | None
     default_ca_file: str | None
     proxies: Mapping[str, str | None]  # scheme ("http"/"https") -> proxy URL or None
-    http2: bool
     docker_hub: bool
 
     def repository_path(self, repository: str) -> str:
@@ -168,6 +166,5 @@ def host_settings(host: str, options: NetworkOptions) -> HostSettings:
         ca_file=options.ca_file,
         default_ca_file=options.default_ca_file,
         proxies=proxies,
-        http2=options.http2,
         docker_hub=docker_hub,
     )

@@ -1,71 +1,62 @@
-"""The stack of httpx transports below a registry client.
+"""The middleware stack every registry request passes through.
 
-Behaviour that applies to every request (counting, rate limits, retries, auth) is
-a transport layer wrapping the next one, as in go-containerregistry, so the Distribution-API code
-in `http.py` never changes when a layer is added. `TransportWrapper`s are applied innermost
-first on top of the pooled connection transport.
+Behaviour that applies to every request (counting, rate limits, retries, auth) is an aiohttp
+client middleware wrapping the next one, as transports wrap each other in go-containerregistry,
+so the Distribution-API code in `registry/http.py` never changes when a layer is added. aiohttp
+calls the first middleware of a list outermost; `build_middlewares` gives the order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-import httpx
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cip.transport.counting import RequestCounter
-from cip.transport.settings import HostSettings
 
-TransportWrapper = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+if TYPE_CHECKING:
+    from aiohttp import ClientRequest, ClientResponse
+
+    Handler = Callable[[ClientRequest], Awaitable[ClientResponse]]
+    Middleware = Callable[[ClientRequest, Handler], Awaitable[ClientResponse]]
+
+log = logging.getLogger("cip.transport")
 
 
-class CountingTransport(httpx.AsyncBaseTransport):
+def authority(request: ClientRequest) -> str:
+    """`host[:port]` as written in the URL, the key for credentials, limits and counts."""
+    return request.url.raw_authority
+
+
+class CountingMiddleware:
     """Counts every attempt by host, method and status (0 when no response arrived)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, counter: RequestCounter) -> None:
-        self._inner = inner
+    def __init__(self, counter: RequestCounter) -> None:
         self._counter = counter
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.netloc.decode("ascii")
+    async def __call__(self, request: ClientRequest, handler: Handler) -> ClientResponse:
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await handler(request)
         except BaseException:
-            self._counter.add(host, request.method, 0)
+            self._counter.add(authority(request), request.method, 0)
             raise
-        self._counter.add(host, request.method, response.status_code)
+        self._counter.add(authority(request), request.method, response.status)
+        if log.isEnabledFor(logging.DEBUG):
+            # Never headers (credentials) nor the query (upload state, signed storage URLs).
+            url = request.url.with_query(None)
+            log.debug("HTTP Request: %s %s %s", request.method, url, response.status)
         return response
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-
-def connection_transport(
-    settings: HostSettings, scheme: str, max_connections: int
-) -> httpx.AsyncHTTPTransport:
-    """The pooled keep-alive transport for one scheme; HTTP/2 is negotiated by ALPN on TLS."""
-    return httpx.AsyncHTTPTransport(
-        verify=settings.ssl_context() if scheme == "https" else False,
-        http2=settings.http2 and scheme == "https",
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-        ),
-        proxy=settings.proxies.get(scheme),
-        retries=0,
-    )
-
-
-def build_transport(
-    settings: HostSettings,
-    scheme: str,
+def build_middlewares(
     counter: RequestCounter,
     *,
-    max_connections: int,
-    wrappers: Sequence[TransportWrapper] = (),
-) -> httpx.AsyncBaseTransport:
-    transport: httpx.AsyncBaseTransport = connection_transport(settings, scheme, max_connections)
-    transport = CountingTransport(transport, counter)
-    for wrap in wrappers:
-        transport = wrap(transport)
-    return transport
+    retry: Middleware | None = None,
+    rate_limit: Middleware | None = None,
+    extra: Sequence[Middleware] = (),
+) -> tuple[Middleware, ...]:
+    """The layers below auth, outermost first: retries (each attempt passes the limiter again),
+    the host's rate limit, custom layers, then counting of every attempt. Auth goes on top (a
+    retried request keeps its token) and sends its own probes through these layers."""
+    layers = [retry, rate_limit, *extra, CountingMiddleware(counter)]
+    return tuple(layer for layer in layers if layer is not None)
