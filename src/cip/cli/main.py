@@ -7,21 +7,41 @@ binary; called without a command, `cip` runs `cip run`, as `kpromo cip` does. Ex
 
 from __future__ import annotations
 
+import importlib
+from typing import ClassVar
+
 import click
 
 from cip import __version__
-from cip.cli.audit import audit_group
-from cip.cli.check import check_command
 from cip.cli.handling import run_cli
 from cip.cli.kpromo import KpromoGroup
 from cip.cli.logs import log_level_option
-from cip.cli.replicate_signatures import replicate_signatures_command
-from cip.cli.run import run_command
-from cip.cli.sigcheck import sigcheck_command
-from cip.cli.verify import verify_command
 
 
-@click.group(cls=KpromoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(KpromoGroup):
+    """Subcommands imported when named, so `cip --version` pays for click alone at start-up."""
+
+    commands_by_module: ClassVar[dict[str, tuple[str, str]]] = {
+        "run": ("cip.cli.run", "run_command"),
+        "sigcheck": ("cip.cli.sigcheck", "sigcheck_command"),
+        "replicate-signatures": ("cip.cli.replicate_signatures", "replicate_signatures_command"),
+        "audit": ("cip.cli.audit", "audit_group"),
+        "check": ("cip.cli.check", "check_command"),
+        "verify": ("cip.cli.verify", "verify_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.commands_by_module})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = self.commands_by_module.get(cmd_name)
+        if found is None:
+            return super().get_command(ctx, cmd_name)
+        command: click.Command = getattr(importlib.import_module(found[0]), found[1])
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cip", message="%(prog)s %(version)s")
 @log_level_option
 def cli() -> None:
@@ -31,14 +51,6 @@ def cli() -> None:
     Without a command, the flags are those of `cip run`, as `kpromo cip` is called:
     `cip --thin-manifest-dir=DIR --confirm` is `cip run --thin-manifest-dir=DIR --confirm`.
     """
-
-
-cli.add_command(run_command)
-cli.add_command(sigcheck_command)
-cli.add_command(replicate_signatures_command)
-cli.add_command(audit_group)
-cli.add_command(check_command)
-cli.add_command(verify_command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -29,25 +30,21 @@ from cip.cli.options import (
 from cip.cli.signing import KeylessFlags, signing_setup
 from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
 from cip.errors import ExitCode, UsageError
-from cip.model.manifest import PromoterManifest
-from cip.model.refs import Registry as RegistryName
-from cip.model.refs import registry_name_problem
-from cip.plan.edges import EdgeGroup
-from cip.plan.shards import Shard
-from cip.plan.snapshot import Snapshot, manifest_based_snapshot, render_csv, render_yaml
-from cip.promote.executor import EdgeTally
-from cip.promote.pipeline import Phase, RunOutcome, Selection, load_and_validate, run_phases, select
-from cip.promote.signing import SigningSetup
-from cip.registry.pool import RegistryPool
-from cip.registry.snapshot import RegistrySnapshot, registry_snapshot
-from cip.report.document import parse_summary_json, plan_json
-from cip.report.progress import RequestProgress
-from cip.report.text import parse_summary_text, plan_text, snapshot_notes
-from cip.transport.credentials import CredentialStore
-from cip.transport.google import GoogleServiceAccount
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
-from cip.vuln.gate import VulnGate
+
+if TYPE_CHECKING:
+    # Imported where used: `--parse-only` and offline snapshots never load the HTTP stack,
+    # which is most of what start-up would otherwise cost.
+    from cip.model.manifest import PromoterManifest
+    from cip.plan.edges import EdgeGroup
+    from cip.plan.snapshot import Snapshot
+    from cip.promote.executor import EdgeTally
+    from cip.promote.pipeline import RunOutcome
+    from cip.promote.signing import SigningSetup
+    from cip.registry.pool import RegistryPool
+    from cip.registry.snapshot import RegistrySnapshot
+    from cip.transport.credentials import CredentialStore
+    from cip.transport.settings import NetworkOptions
+    from cip.vuln.gate import VulnGate
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +75,15 @@ moves, failed edges or images held back by --max-image-size or
 """
 
 
+def _network(insecure: tuple[str, ...], ca_file: str | None) -> NetworkOptions:
+    from cip.transport.settings import NetworkOptions
+
+    return NetworkOptions.from_environment(insecure_registries=frozenset(insecure), ca_file=ca_file)
+
+
 def _print_snapshot(rows: Snapshot, output: str) -> None:
+    from cip.plan.snapshot import render_csv, render_yaml
+
     click.echo(render_csv(rows) if output == "csv" else render_yaml(rows), nl=False)
 
 
@@ -170,6 +175,8 @@ def run_command(
             "(or use --manifest-based-snapshot-of)"
         )
     if manifest_snapshot_of is not None:
+        from cip.model.refs import registry_name_problem
+
         problem = registry_name_problem(manifest_snapshot_of)
         if problem is not None:
             raise UsageError(f"--manifest-based-snapshot-of={manifest_snapshot_of}: {problem}")
@@ -197,16 +204,21 @@ def run_command(
     sharding = shard_from_options(shard_index, shard_count)
     if sharding is not None and (snapshot_mode or parse_only):
         raise click.UsageError("--shard-count plans and promotes; it has no meaning here")
+    from cip.plan.shards import Shard
+    from cip.transport.limits import RateLimitConfig
+
     shard = Shard(*sharding) if sharding is not None else None
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
     limits = RateLimitConfig.parse(rate_limits, host_concurrency)
-    gate = vuln_gate(vuln, network)
+    gate = vuln_gate(vuln, _network(insecure, ca_file))
 
     if snapshot is not None:
+        from cip.registry.pool import RegistryPool
+        from cip.report.text import snapshot_notes
+        from cip.transport.credentials import CredentialStore
+        from cip.transport.ratelimit import RateLimiter
+
         pool = RegistryPool(
-            options=network,
+            options=_network(insecure, ca_file),
             limiter=RateLimiter(limits),
             credentials=CredentialStore.from_environment(authfile=authfile),
         )
@@ -220,19 +232,30 @@ def run_command(
         _print_snapshot(found.rows, output)
         return
 
+    from cip.promote.pipeline import Selection, load_and_validate, select
+
     validated = load_and_validate(list(manifests), list(thin_dirs))
     print_diagnostics(validated.warnings)
 
     if manifest_snapshot_of is not None:
+        from cip.plan.snapshot import manifest_based_snapshot
+
         rows = manifest_based_snapshot(validated.manifests, manifest_snapshot_of)
         _print_snapshot(rows, output)
         return
     if parse_only:
         if output == "json":
+            from cip.report.document import parse_summary_json
+
             click.echo(parse_summary_json(validated.summary, validated.warnings))
         else:
+            from cip.report.text import parse_summary_text
+
             click.echo(parse_summary_text(validated.summary, len(validated.warnings)))
         return
+    from cip.registry.pool import RegistryPool
+    from cip.transport.ratelimit import RateLimiter
+
     signing = signing_setup(
         validated.manifests,
         signing_key=signing_key,
@@ -251,10 +274,12 @@ def run_command(
     if shard is not None:
         log.info("%s: %s of the selected image digests", shard, f"{len(groups):,}")
     pool = RegistryPool(
-        options=network,
+        options=_network(insecure, ca_file),
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
     )
+    from cip.promote.executor import EdgeTally
+
     tally = EdgeTally()
     try:
         outcome = run_coroutine(
@@ -278,6 +303,8 @@ def run_command(
     stats = outcome.report.stats if outcome.report is not None else None
     print_diagnostics(outcome.warnings)
     if output == "json":
+        from cip.report.document import plan_json
+
         click.echo(
             plan_json(
                 result,
@@ -290,6 +317,8 @@ def run_command(
             )
         )
     else:
+        from cip.report.text import plan_text
+
         click.echo(plan_text(result, dry_run=not confirm, stats=stats))
     if result.has_problems:
         sys.exit(int(ExitCode.FAILED))
@@ -306,6 +335,9 @@ async def _run(
     vuln_gate: VulnGate | None,
     tally: EdgeTally,
 ) -> RunOutcome:
+    from cip.promote.pipeline import Phase, run_phases
+    from cip.report.progress import RequestProgress
+
     def on_phase(phase: Phase, summary: str) -> None:
         log.info("phase %s: %s", phase.value, summary)
 
@@ -331,6 +363,9 @@ def credential_store(
 ) -> CredentialStore:
     """Where credentials come from: a manifest's `service-account` for its registry hosts
     (asked only once a registry refuses anonymous access), then the usual files and variables."""
+    from cip.transport.credentials import CredentialStore
+    from cip.transport.google import GoogleServiceAccount
+
     accounts: dict[str, set[str]] = {}
     for manifest in manifests:
         for spec in manifest.registries:
@@ -344,6 +379,9 @@ def credential_store(
 async def _registry_snapshot(
     name: str, pool: RegistryPool, minimal: bool, only_tag: str | None, concurrency: int
 ) -> RegistrySnapshot:
+    from cip.model.refs import Registry as RegistryName
+    from cip.registry.snapshot import registry_snapshot
+
     try:
         registry = RegistryName.parse(name)
     except ValueError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from cip.errors import Diagnostic, ManifestError, UsageError
 from cip.manifests import git_diff
@@ -23,17 +24,18 @@ from cip.model.manifest import PromoterManifest
 from cip.model.refs import is_attached_tag
 from cip.plan.conflicts import find_overlaps
 from cip.plan.edges import EdgeGroup, EdgeSummary, build_edges, summarize
-from cip.plan.planner import Action, Plan, SignatureStep, SigningPolicy, plan
 from cip.plan.selection import select_changed, select_images
 from cip.plan.shards import Shard, select_shard
-from cip.promote.executor import EdgeTally, Report, execute
-from cip.promote.imagesize import hold_back_large_images
-from cip.promote.inventory import InventoryReader, ProgressCallback
-from cip.promote.lost import explain_lost
-from cip.promote.signing import SigningSetup, fold_signing, sign_phase
-from cip.promote.vulngate import hold_back_vulnerable
-from cip.registry.pool import RegistryPool
-from cip.vuln.gate import VulnGate
+
+if TYPE_CHECKING:
+    # The registry side is imported when a run reaches it: validating manifests (the offline
+    # part, `--parse-only`) should not pay for the HTTP stack's import.
+    from cip.plan.planner import Plan, SigningPolicy
+    from cip.promote.executor import EdgeTally, Report
+    from cip.promote.inventory import ProgressCallback
+    from cip.promote.signing import SigningSetup
+    from cip.registry.pool import RegistryPool
+    from cip.vuln.gate import VulnGate
 
 
 class Phase(Enum):
@@ -166,6 +168,10 @@ async def plan_against_registries(
     signing: SigningPolicy | None = None,
 ) -> Plan:
     """Phase `plan`: read what the edges need from the registries, then judge every edge."""
+    from cip.plan.planner import plan
+    from cip.promote.inventory import InventoryReader
+    from cip.promote.lost import explain_lost
+
     reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
     inventory = await reader.read(groups)
     return await explain_lost(plan(groups, inventory, signing), inventory, pool)
@@ -173,7 +179,7 @@ async def plan_against_registries(
 
 PhaseListener = Callable[[Phase, str], None]  # (phase, one-line summary) when a phase ends
 # (phase, unit) -> a context manager whose value is called with the number of units finished
-ProgressFactory = Callable[[str, str], AbstractContextManager[ProgressCallback]]
+ProgressFactory = Callable[[str, str], AbstractContextManager["ProgressCallback"]]
 
 
 def _progress(
@@ -223,6 +229,12 @@ async def run_phases(
     pass through for now, so the order and the stopping point are already what operators of
     upstream expect.
     """
+    from cip.plan.planner import Action
+    from cip.promote.executor import EdgeTally, execute
+    from cip.promote.imagesize import hold_back_large_images
+    from cip.promote.signing import fold_signing, sign_phase
+    from cip.promote.vulngate import hold_back_vulnerable
+
     done: list[Phase] = []
 
     def finished(phase: Phase, summary: str) -> None:
@@ -306,6 +318,8 @@ async def run_phases(
 
 
 def _signature_steps(planned: Plan) -> str:
+    from cip.plan.planner import SignatureStep
+
     counts = planned.signature_counts()
     if not counts:
         return ""

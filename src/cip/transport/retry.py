@@ -14,7 +14,6 @@ fail at once with a retryable error: the caller restarts the whole upload.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import ssl
 import time
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from cip.errors import RegistryError
+from cip.transport.headers import parse_retry_after
 from cip.transport.responses import (
     bytes_body,
     caused_by,
@@ -49,23 +49,6 @@ def is_retryable_error(exc: BaseException) -> bool:
     return isinstance(
         exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError
     )
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from `Retry-After`: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; parsedate leaves naive for "-0000"
-        return None
-    wall = time.time() if now is None else now
-    return max(0.0, when.timestamp() - wall)
 
 
 def is_replayable(request: ClientRequest) -> bool:
