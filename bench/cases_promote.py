@@ -114,6 +114,7 @@ def _run(contender: Contender, staging: Staging) -> dict[str, Any]:
     counts = request_counts(labs, marks)
     return {
         "seconds": seconds,
+        "cpu_seconds": sum(m.cpu_seconds for m in measured),
         "rss_mb": max(m.rss_mb for m in measured),
         "rss_mb_each": [m.rss_mb for m in measured],
         "requests": counts,
@@ -149,10 +150,13 @@ def cold_and_rerun(
         },
     }
     reruns: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    startup_cpu: list[float] = []
     for round_ in range(rounds):
         order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
         for name in order:
             reruns[name].append(_run(contenders[name], staging))
+            if name == CIP:
+                startup_cpu.append(_startup_cpu(contenders[CIP]))
         log(f"  case 3 round {round_ + 1}: " + ", ".join(
             f"{n} {reruns[n][-1]['seconds']:.2f} s" for n in VARIANTS
         ))  # fmt: skip
@@ -174,7 +178,22 @@ def cold_and_rerun(
         for name, runs in reruns.items()
     }
     cip_median = summary[CIP]["seconds"]["median"]
+    cip_runs = reruns[CIP]
+    run_cpu = spread([r["cpu_seconds"] for r in cip_runs]) if cip_runs else None
+    start_cpu = spread(startup_cpu) if startup_cpu else None
+    requests = summary[CIP]["requests_total"] if cip_runs else 0
     case3 = {
+        "cip_cpu": {
+            "run_seconds": run_cpu,
+            "startup_seconds": start_cpu,
+            "requests": requests,
+            # cip's CPU for the run minus its start-up CPU, per request the registries logged.
+            "ms_per_request": (
+                (run_cpu["median"] - start_cpu["median"]) * 1000 / requests
+                if run_cpu and start_cpu and requests
+                else None
+            ),
+        },
         "rounds": rounds,
         "variants": summary,
         "verified_tags": checked,
@@ -182,6 +201,13 @@ def cold_and_rerun(
         "ratios": {n: summary[n]["seconds"]["median"] / cip_median for n in (SEQUENTIAL, PARALLEL)},
     }
     return case2, case3
+
+
+def _startup_cpu(contender: Contender) -> float:
+    """CPU of `cip run --parse-only` of the same manifest: start-up, imports and validation."""
+    assert contender.manifest is not None
+    argv = [*cip_argv(contender.manifest, confirm=False), "--parse-only"]
+    return run_measured(argv).check("cip --parse-only").cpu_seconds
 
 
 def _describe(staging: Staging) -> dict[str, Any]:

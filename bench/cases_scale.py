@@ -1,7 +1,7 @@
 """Cases 6 and 7: planning request rate, and planning at 2,000 and 10,000 images.
 
-Case 6 reuses `bench.head_rate` (cip's client against a minimal raw httpx HEAD loop, same
-registry, same concurrency, alternating rounds). Case 7 fills a staging registry fast, then
+Case 6 reuses `bench.head_rate` (cip's client, also on uvloop, against minimal raw aiohttp and
+httpx HEAD loops, same registry, same concurrency, alternating rounds). Case 7 fills a staging registry fast, then
 times `cip run` without `--confirm` (a dry run: the plan phase) of the first N images into three
 empty mirrors, once per size, and compares the cost per image across sizes.
 
@@ -37,10 +37,10 @@ FILL_CONCURRENCY = 8  # the registry is the limit; more only adds client CPU on 
 def planning_rate(
     lab: Lab, requests: int, rounds: int, concurrency: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Case 6: HEAD requests per second, cip client vs raw httpx, ABBA-interleaved."""
+    """Case 6: HEAD requests per second, cip client vs raw loops, order reversed every round."""
     registry = lab.registry("head-rate")
     asyncio.run(head_rate._push(registry))
-    contenders = {"raw httpx loop": head_rate.raw_rate, "cip client": head_rate.cip_rate}
+    contenders = head_rate.CONTENDERS
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for round_ in range(rounds):
         order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
@@ -62,7 +62,7 @@ def planning_rate(
     }
     ratio = (
         summary["cip client"]["requests_per_s"]["median"]
-        / summary["raw httpx loop"]["requests_per_s"]["median"]
+        / summary[head_rate.RAW]["requests_per_s"]["median"]
     )
     return {
         "concurrency": concurrency,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from tests.lab.registry_lab import LabRegistry, start_registry
 
 from cip.oci import media
@@ -188,13 +188,16 @@ async def _tag_digests(
     limit = asyncio.Semaphore(concurrency)
     headers = {"Accept": media.ACCEPT_MANIFESTS}
     found: dict[tuple[str, str], str | None] = {}
-    async with httpx.AsyncClient(base_url=f"http://{host}", timeout=60) as client:
+    async with aiohttp.ClientSession(f"http://{host}") as client:
 
         async def head(repository: str, tag: str) -> None:
-            async with limit:
-                response = await client.head(f"/v2/{repository}/manifests/{tag}", headers=headers)
-            ok = response.status_code == 200
-            found[(repository, tag)] = response.headers.get("docker-content-digest") if ok else None
+            async with (
+                limit,
+                client.head(f"/v2/{repository}/manifests/{tag}", headers=headers) as response,
+            ):
+                ok = response.status == 200
+                digest = response.headers.get("docker-content-digest")
+            found[(repository, tag)] = digest if ok else None
 
         await asyncio.gather(*(head(r, t) for r, tags in wanted.items() for t in tags))
     return found
