@@ -99,7 +99,7 @@ def large_blob(
     med = {name: s["seconds"]["median"] for name, s in summary.items()}
     ratios = {"cip/skopeo": med[CIP] / med[SKOPEO], "cip/raw": med[CIP] / med[RAW]}
     profile = None
-    if profile_missed and (ratios["cip/skopeo"] > 1 or ratios["cip/raw"] > 1.2):
+    if profile_missed and (ratios["cip/skopeo"] > 1 or ratios["cip/raw"] > 1.15):
         log("  profiling cip's copy of the blob (target missed)")
         dst = lab.registry("blob-dest")
         path = cip_manifest(
