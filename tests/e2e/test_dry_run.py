@@ -139,7 +139,7 @@ def test_unreachable_destination_fails_only_its_edges(
         [mirror.host, "127.0.0.1:9/prod"],  # port 9 (discard): nothing listens
         f'- name: app\n  dmap:\n    "{app.digest}": ["1"]\n',
     )
-    done = run_cip("run", "--manifest", str(path))
+    done = run_cip("run", "--manifest", str(path), "--retry-timeout=2s", "--retry-max-backoff=1s")
     assert done.returncode == 1
     assert "failed    127.0.0.1:9 unreachable (connection refused): 1 destination not promoted" in (
         done.stdout

@@ -19,8 +19,9 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
@@ -138,7 +139,26 @@ def first_of(*schedules: Schedule) -> Schedule:
     return pick
 
 
-_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+@dataclass
+class Outage:
+    """Every request is answered with `fault` until `seconds` after the first one arrived."""
+
+    seconds: float
+    fault: Fault = field(default_factory=lambda: status(503))
+    _started: float | None = None
+
+    def __call__(self, request: ProxyRequest) -> Fault:
+        if self._started is None:
+            self._started = request.at
+        return self.fault if request.at - self._started < self.seconds else PASS
+
+
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 _CODES = {429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}
 
 
@@ -340,3 +360,28 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+@contextlib.contextmanager
+def threaded_fault_proxy(upstream: str, schedule: Schedule = always_pass) -> Iterator[FaultProxy]:
+    """A FaultProxy on its own event loop in a thread, for clients in another process (the
+    CLI). Read `records` only after the block: the proxy's thread appends to them."""
+    ready: list[FaultProxy] = []
+    started, stop = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        async with FaultProxy(upstream, schedule) as proxy:
+            ready.append(proxy)
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError(f"fault proxy for {upstream} did not start")
+    try:
+        yield ready[0]
+    finally:
+        stop.set()
+        thread.join(10)

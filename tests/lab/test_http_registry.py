@@ -10,6 +10,7 @@ import pytest
 
 from cip.errors import RegistryError
 from cip.registry.connect import create_http_registry, open_http_registry
+from cip.transport.retry import RetryPolicy
 from cip.transport.settings import NetworkOptions
 from tests.lab import images
 from tests.lab.registry_lab import LabRegistry
@@ -67,7 +68,8 @@ def test_loopback_falls_back_to_plain_http_and_remembers(lab_registry: LabRegist
 def test_non_loopback_hosts_never_use_plain_http() -> None:
     async def body() -> None:
         # 192.0.2.0/24 is TEST-NET-1: nothing answers; what matters is the scheme tried.
-        reg = create_http_registry("192.0.2.1:5000", NetworkOptions(), timeout=0.5)
+        patience = RetryPolicy(budget_seconds=2, base_delay=0.05, max_delay=0.2)
+        reg = create_http_registry("192.0.2.1:5000", NetworkOptions(), timeout=0.5, retry=patience)
         try:
             assert await reg.base_url() == "https://192.0.2.1:5000"
             with pytest.raises(RegistryError) as raised:

@@ -80,6 +80,19 @@ def selection_options(func: F) -> F:
     )
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """A Go duration (`90s`, `5m`, `1h`) as seconds; a usage error (exit 2) otherwise."""
+    from cip.transport.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if param.name == "retry_max_backoff" and seconds <= 0:
+        raise click.BadParameter("must be longer than 0, or retries would not wait at all")
+    return seconds
+
+
 def network_options(func: F) -> F:
     """How registries are reached: TLS, plain HTTP, concurrency and rate limits."""
     return _apply(
@@ -127,6 +140,23 @@ def network_options(func: F) -> F:
                 multiple=True,
                 metavar="[HOST=]N",
                 help="Cap requests in flight per host, for all hosts or one.",
+            ),
+            click.option(
+                "--retry-timeout",
+                default="5m",
+                show_default=True,
+                metavar="DURATION",
+                callback=_duration,
+                help="How long a registry may keep failing (5xx, 429, no answer) before its "
+                "requests give up; Go syntax: 90s, 5m, 1h. 0 means no retries.",
+            ),
+            click.option(
+                "--retry-max-backoff",
+                default="30s",
+                show_default=True,
+                metavar="DURATION",
+                callback=_duration,
+                help="The longest wait between two retries (backoff doubles up to it).",
             ),
         ],
     )

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cip.promote.signing import SigningSetup
     from cip.registry.pool import RegistryPool
     from cip.registry.snapshot import RegistrySnapshot
+    from cip.transport.circuit import RetryPolicy
     from cip.transport.credentials import CredentialStore
     from cip.transport.settings import NetworkOptions
     from cip.vuln.gate import VulnGate
@@ -79,6 +80,14 @@ def _network(insecure: tuple[str, ...], ca_file: str | None) -> NetworkOptions:
     from cip.transport.settings import NetworkOptions
 
     return NetworkOptions.from_environment(insecure_registries=frozenset(insecure), ca_file=ca_file)
+
+
+def _retry(timeout: float, max_backoff: float) -> RetryPolicy:
+    from cip.transport.circuit import RetryPolicy
+
+    return RetryPolicy(
+        budget_seconds=timeout, max_delay=max_backoff, base_delay=min(0.5, max_backoff)
+    )
 
 
 def _print_snapshot(rows: Snapshot, output: str) -> None:
@@ -145,6 +154,8 @@ def run_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: float,
+    retry_max_backoff: float,
     include_foreign_layers: bool,
     signing_key: str | None,
     identity_token: str | None,
@@ -221,6 +232,7 @@ def run_command(
             options=_network(insecure, ca_file),
             limiter=RateLimiter(limits),
             credentials=CredentialStore.from_environment(authfile=authfile),
+            retry=_retry(retry_timeout, retry_max_backoff),
         )
         found = run_coroutine(
             until_signalled(
@@ -277,6 +289,7 @@ def run_command(
         options=_network(insecure, ca_file),
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
+        retry=_retry(retry_timeout, retry_max_backoff),
     )
     from cip.promote.executor import EdgeTally
 

@@ -298,11 +298,16 @@ class TokenClient:
     """
 
     def __init__(
-        self, ssl_context: ssl.SSLContext | bool, timeout: float, user_agent: str | None
+        self,
+        ssl_context: ssl.SSLContext | bool,
+        timeout: float,
+        user_agent: str | None,
+        retry: Middleware | None = None,
     ) -> None:
         self._ssl = ssl_context
         self._timeout = timeout
         self._user_agent = user_agent
+        self._middlewares = (retry,) if retry is not None else ()
         self._session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -317,8 +322,12 @@ class TokenClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=4),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                # Per attempt: the retry middleware decides how long to keep trying.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=min(self._timeout, 15.0), sock_read=self._timeout
+                ),
                 headers={"User-Agent": self._user_agent} if self._user_agent else None,
+                middlewares=self._middlewares,
             )
         async with self._session.request(
             method, url, params=list(params), data=data, headers=headers
@@ -394,13 +403,16 @@ def create_authenticator(
     verify: ssl.SSLContext | bool = True,
     timeout: float = 30.0,
     user_agent: str | None = None,
+    retry: Middleware | None = None,
 ) -> Authenticator:
     """An Authenticator with its own client for the token realm (often another host).
 
     Pass the registry's TLS context as `verify` (`HostSettings.ssl_context()`), so a private
-    CA trusted for the registry is trusted for its token service too.
+    CA trusted for the registry is trusted for its token service too, and a retry middleware,
+    so a token service that stumbles is given the same patience as the registry.
     """
-    return Authenticator(host, endpoint, credentials, TokenClient(verify, timeout, user_agent))
+    client = TokenClient(verify, timeout, user_agent, retry)
+    return Authenticator(host, endpoint, credentials, client)
 
 
 __all__ = [

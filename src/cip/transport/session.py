@@ -100,16 +100,18 @@ def create_session(
 
     Share one `limiter` across the sessions of a run: budgets belong to hosts, not clients.
     """
+    policy = retry or RetryPolicy()
     authenticator = create_authenticator(
         settings.host,
         settings.endpoint,
         credentials,
         verify=settings.ssl_context(),
         user_agent=USER_AGENT,
+        retry=RetryMiddleware(policy, registry=settings.host),
     )
     inner = build_middlewares(
         counter,
-        retry=RetryMiddleware(retry or RetryPolicy(), registry=settings.host),
+        retry=RetryMiddleware(policy, registry=settings.host),
         rate_limit=(limiter or RateLimiter()).middleware(settings.host, settings.endpoint),
         extra=middlewares,
     )
