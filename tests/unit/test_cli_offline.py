@@ -101,6 +101,10 @@ def test_invalid_manifest_exit_2_without_traceback(tmp_path: Path) -> None:
         ["--parse-only", "--output", "xml"],
         ["--parse-only", "--confirm"],
         ["--minimal-snapshot"],
+        ["--parse-only", "--retry-timeout=5"],  # Go durations need a unit
+        ["--parse-only", "--retry-timeout=-1m"],
+        ["--parse-only", "--retry-max-backoff=0s"],
+        ["--parse-only", "--retry-max-backoff=1 minute"],
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
@@ -202,3 +206,13 @@ def test_unwritable_layout_destination_fails_its_edges_without_traceback(tmp_pat
     assert "Traceback" not in done.stderr
     assert "failed    hello@" in done.stdout
     assert str(demo / "production") in done.stdout
+
+
+def test_retry_flags_take_go_durations() -> None:
+    for value in ("90s", "5m", "1h30m", "250ms", "0"):
+        done = cip(
+            "run", "--manifest", "examples/plain.yaml", "--parse-only", "--retry-timeout", value
+        )
+        assert done.returncode == 0, done.stderr
+    done = cip("run", "--manifest", "examples/plain.yaml", "--parse-only", "--retry-timeout=5")
+    assert "--retry-timeout" in done.stderr and "90s, 5m, 1h30m" in done.stderr
