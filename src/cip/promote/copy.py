@@ -79,7 +79,11 @@ class ImageCopier:
     def __init__(self, *, include_foreign_layers: bool = False) -> None:
         self.stats = CopyStats()
         self._include_foreign = include_foreign_layers
+        # Work kept for the whole run (blobs and mounts: a blob crosses once per host), and work
+        # whose result holds content (manifests, small blobs), dropped between batches. Apart,
+        # so dropping scans only the second, not every task of the run at every batch.
         self._tasks: dict[tuple[str, int, str, str], asyncio.Task[object]] = {}
+        self._content_tasks: dict[tuple[str, int, str, str], asyncio.Task[object]] = {}
         self._blob_homes: dict[tuple[int, str], str] = {}  # (dst, digest) -> repo holding it
         self._broadcasts: dict[tuple[int, str, str], Broadcast] = {}
         self._fresh: set[tuple[int, str]] = set()  # (dst, repo) absent when planned
@@ -93,15 +97,14 @@ class ImageCopier:
         flight instead of growing with every small blob of the run.
         """
         self._broadcasts = {k: b for k, b in self._broadcasts.items() if not b.started}
-        self._tasks = {
-            k: t for k, t in self._tasks.items() if not t.done() or k[0] not in HOLDS_CONTENT
-        }
+        self._content_tasks = {k: t for k, t in self._content_tasks.items() if not t.done()}
 
     async def _once(self, key: tuple[str, int, str, str], work: Callable[[], Awaitable[T]]) -> T:
-        task = self._tasks.get(key)
+        tasks = self._content_tasks if key[0] in HOLDS_CONTENT else self._tasks
+        task = tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(work())
-            self._tasks[key] = task
+            tasks[key] = task
         # shield: one waiter being cancelled must not cancel the work others wait for.
         result = await asyncio.shield(task)
         return cast(T, result)
