@@ -215,4 +215,4 @@ def test_retry_flags_take_go_durations() -> None:
         )
         assert done.returncode == 0, done.stderr
     done = cip("run", "--manifest", "examples/plain.yaml", "--parse-only", "--retry-timeout=5")
-    assert "--retry-timeout" in done.stderr and "90s, 5m, 1h30m" in done.stderr
+    assert "--retry-timeout" in done.stderr and "missing unit" in done.stderr

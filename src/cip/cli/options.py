@@ -6,11 +6,13 @@ Each group is a decorator adding its options; the command receives them as keywo
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 
 from cip.cli.handling import remember_output
+from cip.cli.params import GoDuration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,17 +82,10 @@ def selection_options(func: F) -> F:
     )
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    """A Go duration (`90s`, `5m`, `1h`) as seconds; a usage error (exit 2) otherwise."""
-    from cip.transport.durations import parse_duration
-
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if param.name == "retry_max_backoff" and seconds <= 0:
+def _positive(ctx: click.Context, param: click.Parameter, value: timedelta) -> timedelta:
+    if value <= timedelta(0):
         raise click.BadParameter("must be longer than 0, or retries would not wait at all")
-    return seconds
+    return value
 
 
 def network_options(func: F) -> F:
@@ -145,8 +140,7 @@ def network_options(func: F) -> F:
                 "--retry-timeout",
                 default="5m",
                 show_default=True,
-                metavar="DURATION",
-                callback=_duration,
+                type=GoDuration(),
                 help="How long a registry may keep failing (5xx, 429, no answer) before its "
                 "requests give up; Go syntax: 90s, 5m, 1h. 0 means no retries.",
             ),
@@ -154,8 +148,8 @@ def network_options(func: F) -> F:
                 "--retry-max-backoff",
                 default="30s",
                 show_default=True,
-                metavar="DURATION",
-                callback=_duration,
+                type=GoDuration(),
+                callback=_positive,
                 help="The longest wait between two retries (backoff doubles up to it).",
             ),
         ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -82,11 +83,12 @@ def _network(insecure: tuple[str, ...], ca_file: str | None) -> NetworkOptions:
     return NetworkOptions.from_environment(insecure_registries=frozenset(insecure), ca_file=ca_file)
 
 
-def _retry(timeout: float, max_backoff: float) -> RetryPolicy:
+def _retry(timeout: timedelta, max_backoff: timedelta) -> RetryPolicy:
     from cip.transport.circuit import RetryPolicy
 
+    cap = max_backoff.total_seconds()
     return RetryPolicy(
-        budget_seconds=timeout, max_delay=max_backoff, base_delay=min(0.5, max_backoff)
+        budget_seconds=timeout.total_seconds(), max_delay=cap, base_delay=min(0.5, cap)
     )
 
 
@@ -154,8 +156,8 @@ def run_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
-    retry_timeout: float,
-    retry_max_backoff: float,
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
     include_foreign_layers: bool,
     signing_key: str | None,
     identity_token: str | None,
