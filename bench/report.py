@@ -459,3 +459,27 @@ _RENDERERS = {
     "K1": report_k8s.case_k1,
     "K2": report_k8s.case_k2,
 }
+
+
+def main() -> None:
+    """`python3 -m bench.report [--note TEXT]`: BENCHMARKS.md again from bench/results.json,
+    optionally recording the conditions of that run (such as other load on the machine)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=(main.__doc__ or "").split("\n")[0])
+    parser.add_argument("--json", type=Path, default=root / "bench" / "results.json")
+    parser.add_argument("--out", type=Path, default=root / "BENCHMARKS.md")
+    parser.add_argument("--note", help="conditions of the run, printed under the header")
+    args = parser.parse_args()
+    results = json.loads(args.json.read_text())
+    if args.note:
+        results["note"] = args.note
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.write_text(render(results))
+
+
+if __name__ == "__main__":
+    main()

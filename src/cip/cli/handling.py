@@ -16,7 +16,6 @@ import click
 from cip.cli.interrupts import Interrupted
 from cip.cli.logs import configure_logging
 from cip.errors import CipError, Diagnostic, ExitCode
-from cip.report.document import error_json, interrupted_json
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +78,8 @@ def fail(
     """Print `message` on stderr; with --output=json, the error document on stdout; exit."""
     click.echo(message, err=True)
     if _wants_json(ctx, args):
+        from cip.report.document import error_json  # the renderers load pydantic
+
         click.echo(
             error_json(
                 diagnostics, exit_code=exit_code, dry_run=_dry_run(ctx), command=_command(ctx)
@@ -93,6 +94,8 @@ def stop_interrupted(
     """One line on stderr, the interrupted document with --output=json, exit 130 or 143."""
     click.echo(interrupt.line(), err=True)
     if _wants_json(ctx, args):
+        from cip.report.document import interrupted_json  # the renderers load pydantic
+
         click.echo(
             interrupted_json(
                 interrupt.signal_name,
@@ -154,6 +157,8 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
         ctx = error.ctx
         diagnostic = Diagnostic(error.format_message())
         if _wants_json(ctx, argv):
+            from cip.report.document import error_json  # the renderers load pydantic
+
             click.echo(
                 error_json(
                     (diagnostic,),
