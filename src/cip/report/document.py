@@ -19,7 +19,6 @@ from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.plan.verification import Verification
-from cip.promote.copy import CopyStats
 from cip.report.merge import Merged, merged_values
 from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
 from cip.report.verification import verification_object
@@ -37,6 +36,7 @@ SCHEMA_VERSION = 7
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
     from cip.checks.catalog import CheckReport
+    from cip.promote.copy import CopyStats  # annotations only: no event loop for --parse-only
 
 Signal = Literal["SIGINT", "SIGTERM"]
 INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cip.plan.planner import SIGNED_ACTIONS, Action, Plan, SignatureStep, Verdict
-from cip.promote.copy import CopyStats
+
+if TYPE_CHECKING:
+    from cip.promote.copy import CopyStats  # annotations only: no event loop for --parse-only
 
 ORDER = (
     Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from cip.errors import Unreachable
 from cip.model.refs import Registry, short_digest
 from cip.plan.edges import EdgeSummary
 from cip.plan.planner import Action, Plan, Verdict
-from cip.promote.copy import CopyStats
 from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result, signature_totals
 
+if TYPE_CHECKING:
+    from cip.promote.copy import CopyStats  # annotations only: no event loop for --parse-only
+
 HELD_BACK = (Action.TOO_LARGE, Action.VULNERABLE)
+
 SUMMARY_LABELS = (
     ("manifests", "Manifests"),
     ("image_entries", "Image entries"),
