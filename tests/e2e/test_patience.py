@@ -73,3 +73,19 @@ def test_a_mirror_that_stays_down_fails_its_edges_once(
     # requests; the circuit lets the first wave and then one trial at a time through.
     assert len(proxy.records) <= 8 + 2.0 / 0.05
     assert "Traceback" not in done.stderr
+
+
+def test_a_registry_name_that_does_not_resolve_is_not_retried(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging = registry_factory()
+    pushed, dmaps = _dmaps(1)
+    push_images(staging, pushed)  # type: ignore[arg-type]
+    missing = "registry.invalid:5000"  # RFC 2606: .invalid never resolves
+    path = manifest(tmp_path / "m.yaml", f"{staging.host}/staging", [f"{missing}/prod"], dmaps)
+    done = run_cip("run", "--manifest", str(path), "--output=json", "--retry-timeout=60s", *FAST)
+    assert done.returncode == 1, done.stdout + done.stderr
+    attempts = json.loads(done.stdout)["requests"][missing]
+    # A typo is not an outage: one attempt, not a minute of retries.
+    assert sum(attempts.values()) == 1, attempts
+    assert "Traceback" not in done.stderr

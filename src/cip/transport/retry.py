@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -43,10 +44,19 @@ Sleep = Callable[[float], Awaitable[None]]
 __all__ = ["RetryMiddleware", "RetryPolicy", "is_retryable_error", "parse_retry_after"]
 
 
+# The resolver says the name does not exist (not "try again"): a typo, not an outage.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
 def is_retryable_error(exc: BaseException) -> bool:
-    """No answer at all; a TLS handshake that fails will fail the same way again."""
+    """No answer at all; a TLS handshake that fails, or a host name that does not exist, will
+    fail the same way again."""
     if isinstance(exc, aiohttp.ClientSSLError) or caused_by(exc, ssl.SSLError):
         return False
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return getattr(exc.os_error, "errno", None) not in _NO_SUCH_NAME
     return isinstance(
         exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError
     )
