@@ -7,7 +7,6 @@ service's report); operator logs go to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ import click
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
+from cip.cli.loop import run_coroutine
 from cip.cli.options import manifest_options, network_options, output_option
 from cip.errors import ExitCode
 
@@ -126,7 +126,7 @@ def reconcile_command(
             auditor = _auditor(validated, pool, concurrency, allow_deletions=False)
             return await reconcile(auditor, pool, concurrency=concurrency)
 
-    result = asyncio.run(go())
+    result = run_coroutine(go())
     if output == "json":
         click.echo(reconcile_document(result, warnings=validated.warnings))
     else:

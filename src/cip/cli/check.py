@@ -7,7 +7,6 @@ markdown appended to `$GITHUB_STEP_SUMMARY`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -20,6 +19,7 @@ from cip.checks.findings import Check, CheckResult
 from cip.cli.handling import handle_cip_errors
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
+from cip.cli.loop import run_coroutine
 from cip.cli.options import (
     manifest_options,
     max_image_size_option,
@@ -154,7 +154,7 @@ def check_command(
         credentials=credential_store(change.loaded.manifests, authfile),
     )
     options = CheckOptions(forbid_removal, max_image_size, concurrency, gate)
-    results = asyncio.run(_run(CheckContext(change, pool, options), chosen))
+    results = run_coroutine(_run(CheckContext(change, pool, options), chosen))
     report = CheckReport(change, results, request_table(pool))
     click.echo(RENDERERS[output](report), nl=output != "markdown")
     if os.environ.get("GITHUB_ACTIONS") == "true":
