@@ -24,7 +24,7 @@ from tests.lab.registry_lab import LabRegistry
 from tests.lab.stack import resilient_registry
 
 PATIENT = RetryPolicy(budget_seconds=20, base_delay=0.05, max_delay=0.2)
-IMPATIENT = RetryPolicy(budget_seconds=1.5, base_delay=0.05, max_delay=0.2)
+IMPATIENT = RetryPolicy(budget_seconds=1.5, base_delay=0.05, max_delay=1.0)
 
 
 def _push(lab: LabRegistry, repositories: list[str]) -> images.Image:

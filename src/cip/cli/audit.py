@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -17,7 +18,7 @@ from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
-from cip.cli.options import manifest_options, network_options, output_option
+from cip.cli.options import manifest_options, network_options, output_option, retry_policy
 from cip.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from cip.audit.parents import IndexCache
     from cip.promote.pipeline import ValidatedManifests
     from cip.registry.pool import RegistryPool
+    from cip.transport.circuit import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def _pool(
     authfile: str | None,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry: RetryPolicy | None = None,
 ) -> RegistryPool:
     """The registries' clients, set up from the network flags as `cip run` sets them up."""
     from cip.cli.run import credential_store
@@ -65,6 +68,7 @@ def _pool(
         options=network,
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
         credentials=credential_store(validated.manifests, authfile),
+        retry=retry,
     )
 
 
@@ -109,6 +113,8 @@ def reconcile_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
     output: str | None,
 ) -> None:
     from cip.audit.reconcile import ReconcileResult, reconcile
@@ -119,7 +125,8 @@ def reconcile_command(
     if output not in ("text", "json"):
         raise click.UsageError(f"--output={output} is not available; choose text or json")
     validated = _load(manifests, thin_dirs)
-    pool = _pool(validated, insecure, ca_file, authfile, rate_limits, host_concurrency)
+    retry = retry_policy(retry_timeout, retry_max_backoff)
+    pool = _pool(validated, insecure, ca_file, authfile, rate_limits, host_concurrency, retry)
 
     async def go() -> ReconcileResult:
         async with pool:

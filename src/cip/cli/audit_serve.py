@@ -26,7 +26,7 @@ import click
 from cip.cli.handling import handle_cip_errors
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import LOG_LEVELS, ROOT_LOGGER, log_level_option
-from cip.cli.options import manifest_options, network_options
+from cip.cli.options import manifest_options, network_options, retry_policy
 from cip.cli.params import GoDuration
 from cip.errors import UsageError
 
@@ -46,6 +46,8 @@ AUDIT_EXTRA = "pip install 'container-image-promoter[audit]'"
 # audit.pushauth's default, written here too so --help does not load google-auth.
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
+SERVE_RETRY_TIMEOUT = timedelta(seconds=10)  # Pub/Sub redelivers; a push has a deadline
+
 SERVE_HELP = """Judge every change to the production registries against the manifests.
 
 \b
@@ -60,7 +62,9 @@ Routes:
 \b
 Each event gets one verdict (verified, rejected, error), in the POST's answer
 and as one JSON line on stdout. Rejections answer 200, errors 500 (redelivered).
-SIGTERM drains requests in flight, then exits 0.
+SIGTERM drains requests in flight, then exits 0. A registry that fails is retried
+for 10s unless --retry-timeout says otherwise: the sender redelivers, and a push
+must be answered before its acknowledgement deadline.
 
 \b
 Example:
@@ -283,10 +287,16 @@ def _serve(
     from cip.cli.audit import _auditor, _load, _pool
     from cip.report.audit import AuditRenderer
 
-    network = {
+    network: dict[str, Any] = {
         name: flags[name]
         for name in ("insecure", "ca_file", "authfile", "rate_limits", "host_concurrency")
     }
+    patience = flags["retry_timeout"]
+    if click.get_current_context().get_parameter_source("retry_timeout") is (
+        click.core.ParameterSource.DEFAULT
+    ):
+        patience = SERVE_RETRY_TIMEOUT
+    network["retry"] = retry_policy(patience, flags["retry_max_backoff"])
     concurrency: int = flags["concurrency"]
     cache = IndexCache()
     metrics = AuditMetrics()

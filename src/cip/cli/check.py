@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 
 import click
 
@@ -25,6 +26,7 @@ from cip.cli.options import (
     max_image_size_option,
     network_options,
     output_option,
+    retry_policy,
     selection_options,
 )
 from cip.cli.run import credential_store
@@ -122,6 +124,8 @@ def check_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
     vuln: VulnFlags,
 ) -> None:
     output = output or "text"
@@ -152,6 +156,7 @@ def check_command(
         options=network,
         limiter=RateLimiter(limits),
         credentials=credential_store(change.loaded.manifests, authfile),
+        retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     options = CheckOptions(forbid_removal, max_image_size, concurrency, gate)
     results = run_coroutine(_run(CheckContext(change, pool, options), chosen))

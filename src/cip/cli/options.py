@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cip.cli.handling import remember_output
 from cip.cli.params import GoDuration
+
+if TYPE_CHECKING:
+    from cip.transport.circuit import RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,6 +89,16 @@ def _positive(ctx: click.Context, param: click.Parameter, value: timedelta) -> t
     if value <= timedelta(0):
         raise click.BadParameter("must be longer than 0, or retries would not wait at all")
     return value
+
+
+def retry_policy(timeout: timedelta, max_backoff: timedelta) -> RetryPolicy:
+    """The retry policy `--retry-timeout` and `--retry-max-backoff` describe."""
+    from cip.transport.circuit import RetryPolicy
+
+    cap = max_backoff.total_seconds()
+    return RetryPolicy(
+        budget_seconds=timeout.total_seconds(), max_delay=cap, base_delay=min(0.5, cap)
+    )
 
 
 def network_options(func: F) -> F:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.loop import run_coroutine
-from cip.cli.options import manifest_options, network_options, output_option, selection_options
+from cip.cli.options import (
+    manifest_options,
+    network_options,
+    output_option,
+    retry_policy,
+    selection_options,
+)
 from cip.cli.run import credential_store
 from cip.errors import ExitCode
 from cip.plan.edges import EdgeGroup
@@ -58,6 +65,8 @@ def replicate_signatures_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
 ) -> None:
     output = output or "text"
     if output not in ("text", "json"):
@@ -79,6 +88,7 @@ def replicate_signatures_command(
         ),
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
         credentials=credential_store(validated.manifests, authfile),
+        retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     policy = SigningPolicy(primary=primary_registry)
     result = run_coroutine(_replicate(groups, pool, policy, confirm, max_signature_copies))

@@ -23,6 +23,7 @@ from cip.cli.options import (
     max_image_size_option,
     network_options,
     output_option,
+    retry_policy,
     selection_options,
     shard_from_options,
     shard_options,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from cip.promote.signing import SigningSetup
     from cip.registry.pool import RegistryPool
     from cip.registry.snapshot import RegistrySnapshot
-    from cip.transport.circuit import RetryPolicy
     from cip.transport.credentials import CredentialStore
     from cip.transport.settings import NetworkOptions
     from cip.vuln.gate import VulnGate
@@ -81,15 +81,6 @@ def _network(insecure: tuple[str, ...], ca_file: str | None) -> NetworkOptions:
     from cip.transport.settings import NetworkOptions
 
     return NetworkOptions.from_environment(insecure_registries=frozenset(insecure), ca_file=ca_file)
-
-
-def _retry(timeout: timedelta, max_backoff: timedelta) -> RetryPolicy:
-    from cip.transport.circuit import RetryPolicy
-
-    cap = max_backoff.total_seconds()
-    return RetryPolicy(
-        budget_seconds=timeout.total_seconds(), max_delay=cap, base_delay=min(0.5, cap)
-    )
 
 
 def _print_snapshot(rows: Snapshot, output: str) -> None:
@@ -234,7 +225,7 @@ def run_command(
             options=_network(insecure, ca_file),
             limiter=RateLimiter(limits),
             credentials=CredentialStore.from_environment(authfile=authfile),
-            retry=_retry(retry_timeout, retry_max_backoff),
+            retry=retry_policy(retry_timeout, retry_max_backoff),
         )
         found = run_coroutine(
             until_signalled(
@@ -291,7 +282,7 @@ def run_command(
         options=_network(insecure, ca_file),
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
-        retry=_retry(retry_timeout, retry_max_backoff),
+        retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     from cip.promote.executor import EdgeTally
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
 
@@ -14,6 +15,7 @@ from cip.cli.options import (
     manifest_options,
     network_options,
     output_option,
+    retry_policy,
     selection_options,
     signing_options,
 )
@@ -74,6 +76,8 @@ def sigcheck_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
     signing_key: str | None,
     identity_token: str | None,
     signer_account: str | None,
@@ -134,6 +138,7 @@ def sigcheck_command(
         ),
         limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
         credentials=credential_store(validated.manifests, authfile),
+        retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     result = run_coroutine(_check(groups, pool, verifier, setup, confirm, concurrency))
     if output == "json":

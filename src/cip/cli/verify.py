@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 
 import click
 
@@ -19,6 +20,7 @@ from cip.cli.options import (
     manifest_options,
     network_options,
     output_option,
+    retry_policy,
     selection_options,
     shard_from_options,
     shard_options,
@@ -92,6 +94,8 @@ def verify_command(
     concurrency: int,
     rate_limits: tuple[str, ...],
     host_concurrency: tuple[str, ...],
+    retry_timeout: timedelta,
+    retry_max_backoff: timedelta,
     merge: bool,
     files: tuple[str, ...],
 ) -> None:
@@ -132,6 +136,7 @@ def verify_command(
         options=network,
         limiter=RateLimiter(limits),
         credentials=credential_store(validated.manifests, authfile),
+        retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     verification, requests = run_coroutine(_verify(groups, pool, concurrency))
     if output == "json":

@@ -5,8 +5,10 @@ whole retry patience (minutes), so a run with many edges on that host would wait
 edges / concurrency. With it, the first failure opens the host's circuit: the other requests
 wait instead of sending, and once per backoff period one of them goes as a trial. Any answer
 that is not a failure of the host (any status but 5xx) closes the circuit and everyone goes
-on. A circuit open for the whole patience breaks: the host is down for the rest of the run, and
-every request to it fails at once with one error, so its edges fail once and the run ends.
+on. A circuit open for the whole patience breaks: the host is down, and every request to it fails
+at once with one error, so its edges fail once and the run ends. A broken circuit still lets
+one trial through per `max_delay`, so a long-running process (the auditor) notices when the
+host is back.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Outage:
     def error(self, what: str) -> RegistryError:
         return RegistryError(
             f"{what}: {self.host} kept failing for {self.seconds:.0f} s ({self.problem}); "
-            "not tried again in this run",
+            "its requests fail at once until it answers again",
             registry=self.host,
             status=self.status,
             retryable=True,
@@ -85,12 +87,16 @@ class HostCircuit:
     async def admit(self, what: str) -> bool:
         """Wait until a request may be sent; True when it goes as the open circuit's trial."""
         while True:
+            now = self._clock()
+            trial_due = not self._trial_in_flight and now >= self._next_trial
             if self.outage is not None:
-                raise self.outage.error(what)
+                if not trial_due:
+                    raise self.outage.error(what)
+                self._trial_in_flight = True
+                return True
             if self.open_since is None:
                 return False
-            now = self._clock()
-            if not self._trial_in_flight and now >= self._next_trial:
+            if trial_due:
                 self._trial_in_flight = True
                 return True
             changed = self._changed
@@ -102,8 +108,8 @@ class HostCircuit:
         """The host answered (anything but a failure of its own): close the circuit."""
         if trial:
             self._trial_in_flight = False
-        if self.open_since is not None:
-            self.open_since = None
+        if self.open_since is not None or self.outage is not None:
+            self.open_since, self.outage = None, None
             self._trials = 0
             self._notify()
 
@@ -121,6 +127,7 @@ class HostCircuit:
         if trial:
             self._trial_in_flight = False
         if self.outage is not None:
+            self._next_trial = now + self._policy.max_delay  # the next trial of a down host
             return self.outage
         if self.open_since is None:
             self.open_since, self._trials = now, 0
@@ -129,6 +136,7 @@ class HostCircuit:
         self._trials += 1
         if now - self.open_since >= self._policy.budget_seconds:
             self.outage = Outage(self.host, problem, now - self.open_since, status)
+            self._next_trial = now + self._policy.max_delay
         else:
             delay = self._policy.backoff(self._trials - 1, self._rand)
             self._next_trial = now + (delay if retry_after is None else retry_after)
