@@ -116,7 +116,10 @@ def test_reconcile_of_an_unreachable_registry_is_an_error_naming_it(
         f"registries:\n- name: {staging.host}/s\n  src: true\n- name: {prod.host}/p\n"
         f'images:\n- name: a\n  dmap:\n    "{oci_image(1).digest}": ["1"]\n'
     )
-    done = run_cip("audit", "reconcile", "--manifest", str(manifest), "--output=json")
+    done = run_cip(
+        "audit", "reconcile", "--manifest", str(manifest), "--output=json",
+        "--retry-timeout=2s", "--retry-max-backoff=500ms",
+    )  # fmt: skip
     assert done.returncode == 1
     problems = json.loads(done.stdout)["audit"]["problems"]
     assert [(p["verdict"], p["rule"]) for p in problems] == [("error", "registry-error")]
