@@ -10,15 +10,13 @@ import click
 
 from cip.model.manifest import PromoterManifest
 from cip.model.refs import registry_name_problem
-from cip.plan.planner import SigningPolicy
-from cip.promote.signing import SigningSetup
-from cip.trust.keys import load_private_key
-from cip.trust.signer import KeySigner, Signer
-from cip.trust.signing import SignatureService
-from cip.trust.tokens import TOKEN_ENV, token_source
 
 if TYPE_CHECKING:
+    # Loaded by the functions that sign: flags are parsed, and `--parse-only` runs, without
+    # the signing machinery (or, through it, the HTTP stack).
+    from cip.promote.signing import SigningSetup
     from cip.trust.instance import SigstoreInstance
+    from cip.trust.signer import Signer
 
 
 def parse_annotations(values: Sequence[str]) -> dict[str, str]:
@@ -57,6 +55,10 @@ def load_signer(
 ) -> Signer | None:
     """The signer the flags name: a key, or an OIDC identity (a token, a token file, a service
     account, or `SIGSTORE_ID_TOKEN` when `--sign` asks for signing and names no other signer)."""
+    from cip.trust.keys import load_private_key
+    from cip.trust.signer import KeySigner
+    from cip.trust.tokens import token_source
+
     if signing_key is not None and keyless.asked:
         raise click.UsageError(
             "--signing-key signs with a key; --identity-token and --signer-account sign "
@@ -100,6 +102,11 @@ def signing_setup(
     verifying_keyless: bool = False,
 ) -> SigningSetup | None:
     """None when signing is off: no signer, or `--sign=false`."""
+    from cip.plan.planner import SigningPolicy
+    from cip.promote.signing import SigningSetup
+    from cip.trust.signing import SignatureService
+    from cip.trust.tokens import TOKEN_ENV
+
     wanted = sign if sign is not None else (signing_key is not None or keyless.asked)
     annotations = parse_annotations(signature_annotations)
     if signing_identity is not None:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
 
 from cip.errors import UsageError
-from cip.transport.settings import NetworkOptions
-from cip.trust.keys import load_public_key
-from cip.vuln.attestations import AttestationReader
-from cip.vuln.gate import Sources, VulnGate
 from cip.vuln.model import Severity
-from cip.vuln.policy import Policy, load_allowlist
-from cip.vuln.reports import load_reports
-from cip.vuln.scanner import TrivyScanner, find_trivy
+
+if TYPE_CHECKING:
+    # The gate's machinery loads only when a threshold is given: start-up of every run and
+    # of --parse-only would otherwise pay for it.
+    from cip.transport.settings import NetworkOptions
+    from cip.vuln.gate import VulnGate
 
 F = TypeVar("F", bound=Callable[..., Any])
 SCALE = "0 off, 1 MINIMAL, 2 LOW, 3 MEDIUM, 4 HIGH, 5 CRITICAL"
@@ -150,6 +149,13 @@ def vuln_gate(flags: VulnFlags, network: NetworkOptions) -> VulnGate | None:
         if given:
             raise UsageError(f"{', '.join(given)}: needs --vuln-severity-threshold ({SCALE})")
         return None
+    from cip.trust.keys import load_public_key
+    from cip.vuln.attestations import AttestationReader
+    from cip.vuln.gate import Sources, VulnGate
+    from cip.vuln.policy import Policy, load_allowlist
+    from cip.vuln.reports import load_reports
+    from cip.vuln.scanner import TrivyScanner, find_trivy
+
     if threshold is Severity.UNSPECIFIED:
         return VulnGate(Policy(Severity.UNSPECIFIED), Sources())  # 0: the gate is off
     trivy = find_trivy(flags.trivy, flags.scanner)
