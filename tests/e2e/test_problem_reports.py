@@ -56,7 +56,9 @@ def test_a_lost_child_of_a_listed_index_says_so_and_lines_name_repositories(
         + dmap("logger-amd", amd, "child_amd")  # listed under a name of its own: lost
         + f'- name: gone\n  dmap:\n    "{LOST}": ["1"]\n',
     )
-    done = run_cip("run", "--manifest", str(path))
+    done = run_cip(
+        "run", "--manifest", str(path), "--retry-timeout=2s", "--retry-max-backoff=500ms"
+    )
     assert done.returncode == 1, done.stderr
     problems = done.stdout.split("Images:")[0].splitlines()
     assert (
@@ -82,7 +84,9 @@ def test_a_source_that_does_not_answer_fails_its_edges_without_a_traceback(
         [lab_registry.host],
         f'- name: app\n  dmap:\n    "{LOST}": ["1"]\n',
     )
-    done = run_cip("run", "--manifest", str(path))
+    done = run_cip(
+        "run", "--manifest", str(path), "--retry-timeout=2s", "--retry-max-backoff=500ms"
+    )
     assert done.returncode == 1, done.stderr
     assert (  # the source that does not answer, named as the cause
         "  failed    127.0.0.1:9 unreachable (connection refused): 1 destination not promoted"

@@ -11,6 +11,9 @@ from tests.e2e.test_dry_run import manifest
 from tests.lab.images import oci_image
 from tests.lab.registry_lab import LabRegistry
 
+# A stopped registry is down for good: short patience keeps the test fast (default 5m).
+PATIENCE = ("--retry-timeout=2s", "--retry-max-backoff=500ms")
+
 
 def test_a_mirror_that_is_down_is_one_problem_line_per_host(
     registry_factory: Callable[..., LabRegistry], tmp_path: Path
@@ -25,7 +28,7 @@ def test_a_mirror_that_is_down_is_one_problem_line_per_host(
     path = manifest(tmp_path / "m.yaml", staging.host, [mirror_up.host, mirror_down.host], images)
     mirror_down.stop()
 
-    done = run_cip("run", "--manifest", str(path), "--confirm")
+    done = run_cip("run", "--manifest", str(path), "--confirm", *PATIENCE)
     assert done.returncode == 1, done.stderr
     problems = done.stdout.partition("Images:")[0].splitlines()
     assert problems == [
@@ -36,7 +39,7 @@ def test_a_mirror_that_is_down_is_one_problem_line_per_host(
     ], done.stdout
     assert "partially promoted" in done.stdout
 
-    as_json = run_cip("run", "--manifest", str(path), "--confirm", "--output=json")
+    as_json = run_cip("run", "--manifest", str(path), "--confirm", "--output=json", *PATIENCE)
     assert as_json.returncode == 1, as_json.stderr
     document = json.loads(as_json.stdout)
     failed = [
