@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 import durationpy
-
-if TYPE_CHECKING:  # recent click types ParamType by its value; older releases are not generic
-    _DurationType = click.ParamType[timedelta, Any]
-else:
-    _DurationType = click.ParamType
 
 # strconv.ParseBool, which pflag uses for every boolean flag: exactly these spellings.
 GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -57,7 +52,9 @@ def parse_go_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration (e.g. 90s, 5m, 1h30m)") from exc
 
 
-class GoDuration(_DurationType):
+# click 8.4 types ParamType by its value, 8.5 by value and input: leave it unparameterised so
+# the same code checks under both.
+class GoDuration(click.ParamType):  # type: ignore[type-arg, unused-ignore]
     """A click type for every duration flag: Go's syntax in, a `timedelta` out.
 
     Negative durations are refused unless `allow_negative`: no timeout or backoff is negative.
