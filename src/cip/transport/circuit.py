@@ -47,6 +47,10 @@ class Outage:
     problem: str
     seconds: float
     status: int | None
+    # Why no connection could be made ("connection refused"), when that was the failure: the
+    # requests this outage fails at once carry no OS error of their own, and reports group
+    # unreachable hosts by it (one line per host, not one per edge).
+    unreachable: str | None = None
 
     def error(self, what: str) -> RegistryError:
         return RegistryError(
@@ -55,6 +59,7 @@ class Outage:
             registry=self.host,
             status=self.status,
             retryable=True,
+            unreachable=self.unreachable,
         )
 
 
@@ -120,9 +125,15 @@ class HostCircuit:
             self._notify()
 
     def failed(
-        self, trial: bool, problem: str, status: int | None, retry_after: float | None
+        self,
+        trial: bool,
+        problem: str,
+        status: int | None,
+        retry_after: float | None,
+        unreachable: str | None = None,
     ) -> Outage | None:
-        """The host failed a request; returns the outage when this failure broke the circuit."""
+        """The host failed a request (`unreachable`: why no connection could be made, if that
+        was it); returns the outage when this failure broke the circuit."""
         now = self._clock()
         if trial:
             self._trial_in_flight = False
@@ -135,7 +146,7 @@ class HostCircuit:
             return None  # sent before the circuit opened: its failure is already counted
         self._trials += 1
         if now - self.open_since >= self._policy.budget_seconds:
-            self.outage = Outage(self.host, problem, now - self.open_since, status)
+            self.outage = Outage(self.host, problem, now - self.open_since, status, unreachable)
             self._next_trial = now + self._policy.max_delay
         else:
             delay = self._policy.backoff(self._trials - 1, self._rand)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from cip.errors import RegistryError
+from cip.errors import RegistryError, connection_failure
 from cip.transport.circuit import Circuits, HostCircuit, RetryPolicy
 from cip.transport.headers import parse_retry_after
 from cip.transport.responses import bytes_body, caused_by, drain, is_retryable_status, oci_error
@@ -123,7 +123,13 @@ class RetryMiddleware:
             now = self._clock()
             first_failure = now if first_failure is None else first_failure
             if failure.of_host:
-                outage = circuit.failed(trial, failure.problem, failure.status, failure.retry_after)
+                outage = circuit.failed(
+                    trial,
+                    failure.problem,
+                    failure.status,
+                    failure.retry_after,
+                    connection_failure(failure.cause) if failure.cause is not None else None,
+                )
                 if outage is not None:
                     raise outage.error(describe(request)) from failure.cause
             if not replayable:
