@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -97,10 +98,36 @@ def test_dry_run_json_groups_by_image_and_digest(
         "vulnerable": [],
     }
     assert document["promotion"] is None and document["summary"]["edges"] == 1
-    # Requests per host, method and status: the mirror was only read ("GET no answer" is the
-    # HTTPS attempt a loopback host gets before plain HTTP).
-    reads = {"GET 200", "GET 404", "HEAD 404", "HEAD 200", "GET no answer"}
+    # Requests per host, method and status: the mirror was only read.
+    reads = {"GET 200", "GET 404", "HEAD 404", "HEAD 200"}
     assert set(document["requests"][mirror.host]) <= reads
+
+
+def test_requests_counted_are_those_the_registries_received(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    """Loopback registries speak plain HTTP, found by trying HTTPS first: that try is how the
+    scheme is chosen, not a failed request, so the counts (JSON and phase lines) match the
+    registries' own access logs and show no request without an answer."""
+    staging, mirror = registry_factory(), registry_factory()
+    images = [oci_image(40 + i) for i in range(3)]
+    push_images(staging, [(f"img{i}", image, "src") for i, image in enumerate(images)])
+    dmaps = "".join(
+        f'- name: img{i}\n  dmap:\n    "{image.digest}": ["1.0"]\n'
+        for i, image in enumerate(images)
+    )
+    path = manifest(tmp_path / "m.yaml", staging.host, [mirror.host], dmaps)
+    for confirm in ((), ("--confirm",)):
+        marks = {lab.host: (lab, lab.mark()) for lab in (staging, mirror)}
+        done = run_cip("run", "--manifest", str(path), *confirm, "--output=json")
+        assert done.returncode == 0, done.stderr
+        requests = json.loads(done.stdout)["requests"]
+        assert set(requests) == set(marks)
+        for host, (lab, mark) in marks.items():
+            assert not any(key.endswith("no answer") for key in requests[host]), requests
+            assert sum(requests[host].values()) == len(lab.requests_since(mark)), host
+        in_phases = sum(int(n) for n in re.findall(r"; (\d+) registry requests", done.stderr))
+        assert in_phases == sum(sum(table.values()) for table in requests.values())
 
 
 def test_fully_present_run_costs_one_request_per_tag_plus_one_per_repository(

@@ -77,7 +77,7 @@ class HttpRegistry:
         self.settings = settings
         self.counter = counter
         self._session = session
-        self._scheme = SchemeProbe(settings, session, base_url)
+        self._scheme = SchemeProbe(settings, session, base_url, counter=counter)
         self._catalog_page_size = catalog_page_size
         self._referrers_api: bool | None = None
         self.authenticator: Authenticator | None = None  # set by create_http_registry

@@ -22,6 +22,17 @@ class RequestCounter:
     def add(self, host: str, method: str, status: int) -> None:
         self.counts[(host, method, status)] += 1
 
+    def withdraw(self, host: str, method: str, status: int) -> None:
+        """Take back one counted attempt that turned out to be no request of the run: the
+        HTTPS try that found a host speaking plain HTTP (`scheme.py`). Only the probe knows,
+        after the attempt was counted at the bottom of the stack, that its failure was the
+        answer it asked for."""
+        key = (host, method, status)
+        if self.counts[key] > 1:
+            self.counts[key] -= 1
+        else:
+            self.counts.pop(key, None)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -3,7 +3,8 @@
 Like docker for insecure registries: try HTTPS first and fall back to HTTP only when the TLS
 connection itself fails, never on an HTTP error status, and never for a certificate that is
 offered but not trusted (plain HTTP would hide that). Decided once per host and remembered,
-failures included.
+failures included. An HTTPS try that ends in plain HTTP is a question answered, not a failed
+request: it is taken back from the run's request counts.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import ssl
 from typing import TYPE_CHECKING
 
 import aiohttp
+from yarl import URL
 
 from cip.errors import RegistryError
+from cip.transport.counting import RequestCounter
 from cip.transport.responses import caused_by
 from cip.transport.settings import HostSettings
 
@@ -23,9 +26,17 @@ if TYPE_CHECKING:
 
 
 class SchemeProbe:
-    def __init__(self, settings: HostSettings, session: Session, base_url: str | None = None):
+    def __init__(
+        self,
+        settings: HostSettings,
+        session: Session,
+        base_url: str | None = None,
+        *,
+        counter: RequestCounter | None = None,
+    ):
         self._settings = settings
         self._session = session
+        self._counter = counter
         self._base = base_url
         self._lock = asyncio.Lock()
         self._error: RegistryError | None = None
@@ -64,4 +75,7 @@ class SchemeProbe:
                     "pass its CA with --ca-file or SSL_CERT_FILE",
                     registry=self._settings.host,
                 ) from exc
+            if self._counter is not None:
+                # Counted as "no answer" by the stack; not retried (TLS refused), so once.
+                self._counter.withdraw(URL(https).raw_authority, "GET", 0)
             return f"http://{endpoint}"
