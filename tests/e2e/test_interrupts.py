@@ -38,6 +38,7 @@ class SlowProxy:
     def __init__(self, upstream: str, delay: float) -> None:
         self.delay = delay
         self.host = ""
+        self.arrived = threading.Event()  # set by each request; clear it to wait for the next
         self._upstream = upstream
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -45,6 +46,7 @@ class SlowProxy:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
     def _schedule(self, request: ProxyRequest) -> object:
+        self.arrived.set()
         return slow(self.delay)
 
     async def _serve(self) -> None:
@@ -127,8 +129,9 @@ def test_interrupts_at_each_phase_stop_cleanly_and_a_rerun_converges(
         )
         assert document["interruption"] == {
             "signal": "SIGINT",
-            "edges_done": 0,
-            "edges_not_started": edges,
+            "unit": "edges",
+            "done": 0,
+            "not_started": edges,
         }
         assert document["dry_run"] is False
 
@@ -142,8 +145,9 @@ def test_interrupts_at_each_phase_stop_cleanly_and_a_rerun_converges(
         document = check_json_output(stdout)
         assert document["interruption"] == {
             "signal": "SIGINT",
-            "edges_done": done,
-            "edges_not_started": not_started,
+            "unit": "edges",
+            "done": done,
+            "not_started": not_started,
         }
         code, stdout, stderr = interrupt(run, "phase validate", signal.SIGTERM, 1.0)
         assert code == 143, stderr

@@ -122,15 +122,21 @@ def test_missing_manifest_file_in_json() -> None:
 
 
 @pytest.mark.parametrize(
-    ("signal", "code", "counts"), [("SIGINT", 130, (3, 7)), ("SIGTERM", 143, (None, None))]
+    ("signal", "code", "unit", "counts"),
+    [
+        ("SIGINT", 130, "edges", (3, 7)),
+        ("SIGINT", 130, "repositories", (0, 12)),
+        ("SIGTERM", 143, None, (None, None)),
+    ],
 )
 def test_interrupted_document_matches_the_schema(
-    signal: str, code: int, counts: tuple[int | None, int | None]
+    signal: str, code: int, unit: str | None, counts: tuple[int | None, int | None]
 ) -> None:
     rendered = interrupted_json(
         signal,  # type: ignore[arg-type]
-        edges_done=counts[0],
-        edges_not_started=counts[1],
+        unit=unit,
+        done=counts[0],
+        not_started=counts[1],
         dry_run=False,
         requests={"127.0.0.1:5000": {"GET 200": 4}},
     )
@@ -138,7 +144,8 @@ def test_interrupted_document_matches_the_schema(
     assert (document["ok"], document["interrupted"], document["exit_code"]) == (False, True, code)
     assert document["interruption"] == {
         "signal": signal,
-        "edges_done": counts[0],
-        "edges_not_started": counts[1],
+        "unit": unit,
+        "done": counts[0],
+        "not_started": counts[1],
     }
     assert document["images"] == [] and document["errors"] == []

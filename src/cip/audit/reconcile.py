@@ -19,6 +19,7 @@ from cip.audit.judge import Auditor
 from cip.audit.verdicts import Decision, Verdict, failed
 from cip.errors import CipError, RegistryError
 from cip.model.refs import Registry as RegistryName
+from cip.promote.tally import Tally
 from cip.registry.client import Registry
 from cip.registry.pool import RegistryPool
 
@@ -74,20 +75,25 @@ def _failure(registry: str, repository: str | None, error: Exception) -> Decisio
 
 
 async def reconcile(
-    auditor: Auditor, pool: RegistryPool, *, concurrency: int = 16
+    auditor: Auditor, pool: RegistryPool, *, concurrency: int = 16, tally: Tally | None = None
 ) -> ReconcileResult:
-    """Every tag and digest under the manifests' destination registries, judged."""
+    """Every tag and digest under the manifests' destination registries, judged, registry by
+    registry (`tally`, when given, counts them)."""
     limit = asyncio.Semaphore(concurrency)
     decisions: list[Decision] = []
     repositories = tags_only = 0
     registries = sorted(auditor.promises.destinations)
+    tally = tally if tally is not None else Tally("registries", "judged")
+    tally.expect(len(registries))
     for key in registries:
+        tally.started()
         destinations = auditor.promises.destinations[key]
         client = pool.client(destinations[0])
         try:
             names = await _repositories(client, destinations)
         except (CipError, OSError) as error:
             decisions.append(_failure(key, None, error))
+            tally.finished()
             continue
         listings = await asyncio.gather(*(_list(client, name, limit) for name in names))
         items: list[Listed] = []
@@ -105,6 +111,7 @@ async def reconcile(
         for batch in ([i for i in items if i.tag], [i for i in items if not i.tag]):
             events = (_listing_event(key, item) for item in batch)
             decisions.extend(await asyncio.gather(*(auditor.judge(e) for e in events)))
+        tally.finished()
     return ReconcileResult(decisions, tuple(registries), repositories, tags_only)
 
 

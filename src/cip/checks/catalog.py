@@ -20,6 +20,7 @@ from cip.checks.change import Change
 from cip.checks.context import CheckContext
 from cip.checks.findings import Check, CheckResult, CheckSkipped, Finding
 from cip.errors import ExitCode, UsageError
+from cip.promote.tally import Tally
 
 CHECKS: tuple[Check, ...] = (
     manifest.CHECK,
@@ -82,6 +83,18 @@ async def _one(check: Check, context: CheckContext) -> CheckResult:
         return CheckResult.skipped(check, skipped.note)
 
 
-async def run_checks(context: CheckContext, checks: Sequence[Check]) -> list[CheckResult]:
-    """Every chosen check at once; registry reads they share are made once (CheckContext)."""
-    return list(await asyncio.gather(*(_one(check, context) for check in checks)))
+async def run_checks(
+    context: CheckContext, checks: Sequence[Check], tally: Tally | None = None
+) -> list[CheckResult]:
+    """Every chosen check at once; registry reads they share are made once (CheckContext).
+    `tally`, when given, counts the checks done."""
+    tally = tally if tally is not None else Tally("checks")
+    tally.expect(len(checks))
+
+    async def counted(check: Check) -> CheckResult:
+        tally.started()
+        result = await _one(check, context)
+        tally.finished()
+        return result
+
+    return list(await asyncio.gather(*(counted(check) for check in checks)))

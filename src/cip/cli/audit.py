@@ -118,6 +118,8 @@ def reconcile_command(
     output: str | None,
 ) -> None:
     from cip.audit.reconcile import ReconcileResult, reconcile
+    from cip.cli.interrupts import until_signalled
+    from cip.promote.tally import Tally
     from cip.report.audit import reconcile_text
     from cip.report.document import reconcile_document
 
@@ -131,9 +133,10 @@ def reconcile_command(
     async def go() -> ReconcileResult:
         async with pool:
             auditor = _auditor(validated, pool, concurrency, allow_deletions=False)
-            return await reconcile(auditor, pool, concurrency=concurrency)
+            return await reconcile(auditor, pool, concurrency=concurrency, tally=tally)
 
-    result = run_coroutine(go())
+    tally = Tally("registries", "judged")
+    result = run_coroutine(until_signalled(go(), tally))
     if output == "json":
         click.echo(reconcile_document(result, warnings=validated.warnings))
     else:

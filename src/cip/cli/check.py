@@ -18,6 +18,7 @@ from cip.checks.change import ChangeSpec, read_change
 from cip.checks.context import DEFAULT_MAX_IMAGE_SIZE, CheckContext, CheckOptions
 from cip.checks.findings import Check, CheckResult
 from cip.cli.handling import handle_cip_errors
+from cip.cli.interrupts import until_signalled
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
@@ -32,6 +33,7 @@ from cip.cli.options import (
 from cip.cli.run import credential_store
 from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
 from cip.promote.pipeline import request_table
+from cip.promote.tally import Tally
 from cip.registry.pool import RegistryPool
 from cip.report.checks import check_markdown, check_text
 from cip.report.document import check_json
@@ -159,7 +161,10 @@ def check_command(
         retry=retry_policy(retry_timeout, retry_max_backoff),
     )
     options = CheckOptions(forbid_removal, max_image_size, concurrency, gate)
-    results = run_coroutine(_run(CheckContext(change, pool, options), chosen))
+    tally = Tally("checks")
+    results = run_coroutine(
+        until_signalled(_run(CheckContext(change, pool, options), chosen, tally), tally)
+    )
     report = CheckReport(change, results, request_table(pool))
     click.echo(RENDERERS[output](report), nl=output != "markdown")
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -167,9 +172,9 @@ def check_command(
     sys.exit(int(report.exit_code))
 
 
-async def _run(context: CheckContext, chosen: list[Check]) -> list[CheckResult]:
+async def _run(context: CheckContext, chosen: list[Check], tally: Tally) -> list[CheckResult]:
     async with context.pool:
-        return await run_checks(context, chosen)
+        return await run_checks(context, chosen, tally)
 
 
 def _github(report: CheckReport) -> None:

@@ -99,8 +99,9 @@ def stop_interrupted(
         click.echo(
             interrupted_json(
                 interrupt.signal_name,
-                edges_done=interrupt.edges_done,
-                edges_not_started=interrupt.edges_not_started,
+                unit=interrupt.unit if interrupt.counted else None,
+                done=interrupt.done,
+                not_started=interrupt.not_started,
                 dry_run=_dry_run(ctx),
                 command=_command(ctx),
             )

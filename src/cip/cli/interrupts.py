@@ -4,16 +4,21 @@ Python's default turns SIGINT into a KeyboardInterrupt raised wherever the loop 
 which tears through tasks half-way (requests sent on closed clients, coroutines never awaited)
 and leaves a traceback per task. Instead the signal cancels the command's task: cancellation
 unwinds every `async with` (the registry pool closes its clients once) and the command learns
-which signal stopped it, so it can print one line and exit 130 or 143.
+which signal stopped it, so it can print one line and exit 130 or 143. The line says how far
+the command got in its own units: edges for `cip run`, and for the commands that only read,
+what they work through (a `Tally` they keep up to date).
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cip.report.document import INTERRUPT_EXIT_CODES, Signal
+
+if TYPE_CHECKING:
+    from cip.promote.tally import Tally
 
 T = TypeVar("T")
 
@@ -24,18 +29,27 @@ SIGNALS: tuple[tuple[signal.Signals, Signal], ...] = (
 
 
 class Interrupted(Exception):
-    """A signal stopped the command; counts are None while the run's edges were not known."""
+    """A signal stopped the command; counts are None while its units were not known."""
 
     def __init__(
         self,
         signal_name: Signal,
-        edges_done: int | None = None,
-        edges_not_started: int | None = None,
+        done: int | None = None,
+        not_started: int | None = None,
+        *,
+        unit: str = "edges",
+        verb: str = "done",
     ) -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
-        self.edges_done = edges_done
-        self.edges_not_started = edges_not_started
+        self.done = done
+        self.not_started = not_started
+        self.unit = unit
+        self.verb = verb
+
+    @property
+    def counted(self) -> bool:
+        return self.done is not None and self.not_started is not None
 
     @property
     def exit_code(self) -> int:
@@ -43,17 +57,18 @@ class Interrupted(Exception):
 
     def line(self) -> str:
         """The one line a person reads on stderr."""
-        if self.edges_done is None or self.edges_not_started is None:
+        if self.done is None or self.not_started is None:
             return "interrupted; rerun to continue"
         return (
-            f"interrupted: {self.edges_done:,} edges done, {self.edges_not_started:,} not "
+            f"interrupted: {self.done:,} {self.unit} {self.verb}, {self.not_started:,} not "
             "started; rerun to continue"
         )
 
 
-async def until_signalled(coroutine: Coroutine[Any, Any, T]) -> T:
+async def until_signalled(coroutine: Coroutine[Any, Any, T], tally: Tally | None = None) -> T:
     """Await `coroutine` in the current task; SIGINT or SIGTERM cancels it and raises
-    `Interrupted`. A second signal while it unwinds is ignored: closing clients must finish."""
+    `Interrupted`, with `tally`'s counts when given. A second signal while it unwinds is
+    ignored: closing clients must finish."""
     import asyncio  # here: --parse-only and --version never start an event loop
 
     loop = asyncio.get_running_loop()
@@ -80,7 +95,11 @@ async def until_signalled(coroutine: Coroutine[Any, Any, T]) -> T:
         if not received:
             raise
         task.uncancel()
-        raise Interrupted(received[0]) from None
+        if tally is None:
+            raise Interrupted(received[0]) from None
+        raise Interrupted(
+            received[0], tally.done, tally.not_started, unit=tally.unit, verb=tally.verb
+        ) from None
     finally:
         for number, previous in installed:
             loop.remove_signal_handler(number)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.interrupts import until_signalled
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.loop import run_coroutine
 from cip.cli.options import (
@@ -27,6 +28,7 @@ from cip.plan.planner import SigningPolicy
 from cip.promote.pipeline import Selection, load_and_validate, request_table, select
 from cip.promote.sigcheck import SigcheckResult, check_signatures, repair_signatures
 from cip.promote.signing import SigningSetup
+from cip.promote.tally import Tally
 from cip.registry.pool import RegistryPool
 from cip.report.signatures import sigcheck_json, sigcheck_text
 from cip.transport.ratelimit import RateLimitConfig, RateLimiter
@@ -140,7 +142,10 @@ def sigcheck_command(
         credentials=credential_store(validated.manifests, authfile),
         retry=retry_policy(retry_timeout, retry_max_backoff),
     )
-    result = run_coroutine(_check(groups, pool, verifier, setup, confirm, concurrency))
+    tally = Tally("digests", "checked")
+    result = run_coroutine(
+        until_signalled(_check(groups, pool, verifier, setup, confirm, concurrency, tally), tally)
+    )
     if output == "json":
         click.echo(
             sigcheck_json(
@@ -225,9 +230,12 @@ async def _check(
     setup: SigningSetup,
     confirm: bool,
     concurrency: int,
+    tally: Tally,
 ) -> SigcheckResult:
     async with pool:
-        result = await check_signatures(groups, pool, verifier, concurrency=concurrency)
+        result = await check_signatures(
+            groups, pool, verifier, concurrency=concurrency, tally=tally
+        )
         if confirm and (result.findings or result.errors):
             result = await repair_signatures(result, groups, pool, setup)
     return result

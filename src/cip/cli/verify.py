@@ -14,6 +14,7 @@ from datetime import timedelta
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.interrupts import until_signalled
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
 from cip.cli.options import (
@@ -31,6 +32,7 @@ from cip.plan.edges import EdgeGroup
 from cip.plan.shards import Shard
 from cip.plan.verification import Verification
 from cip.promote.pipeline import Selection, load_and_validate, request_table, select
+from cip.promote.tally import Tally
 from cip.promote.verify import verify_destinations
 from cip.registry.pool import RegistryPool
 from cip.report.document import merged_json, verification_json
@@ -138,7 +140,10 @@ def verify_command(
         credentials=credential_store(validated.manifests, authfile),
         retry=retry_policy(retry_timeout, retry_max_backoff),
     )
-    verification, requests = run_coroutine(_verify(groups, pool, concurrency))
+    tally = Tally("repositories", "read")
+    verification, requests = run_coroutine(
+        until_signalled(_verify(groups, pool, concurrency, tally), tally)
+    )
     if output == "json":
         click.echo(
             verification_json(
@@ -156,12 +161,12 @@ def verify_command(
 
 
 async def _verify(
-    groups: list[EdgeGroup], pool: RegistryPool, concurrency: int
+    groups: list[EdgeGroup], pool: RegistryPool, concurrency: int, tally: Tally
 ) -> tuple[Verification, dict[str, dict[str, int]]]:
     async with pool:
         with RequestProgress("verify", "registry requests") as advance:
             verification = await verify_destinations(
-                groups, pool, concurrency=concurrency, progress=advance
+                groups, pool, concurrency=concurrency, progress=advance, tally=tally
             )
         log.info(
             "verified %s edges at their destinations; %s registry requests",

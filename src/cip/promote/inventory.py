@@ -20,6 +20,7 @@ from cip.model.inventory import Inventory, RepoKey, RepositoryFacts
 from cip.model.refs import Registry as RegistryName
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import WantedFacts, wanted_facts
+from cip.promote.tally import Tally
 from cip.registry.client import ManifestInfo, Registry
 from cip.registry.pool import RegistryPool
 from cip.trust.attached import referred_digests, signed_digests
@@ -44,8 +45,11 @@ class InventoryReader:
         *,
         concurrency: int = 32,
         progress: ProgressCallback | None = None,
+        tally: Tally | None = None,
     ) -> None:
+        """`tally`, when given, counts destination repositories read (`cip verify`)."""
         self._pool = pool
+        self._tally = tally
         self._limit = asyncio.Semaphore(concurrency)
         self._workers = concurrency
         self._seen: dict[int, RepositoryFacts] = {}  # content hash -> facts held (`_shared`)
@@ -71,6 +75,8 @@ class InventoryReader:
         registries = _registries(groups)
         wanted = wanted_facts(groups)
         inventory = Inventory()
+        if self._tally is not None:
+            self._tally.expect(len(wanted))
         await self._each(
             self._read_destination(registries[key[0]], key[1], w, inventory, key)
             for key, w in wanted.items()
@@ -138,8 +144,12 @@ class InventoryReader:
         key: RepoKey,
     ) -> None:
         facts = RepositoryFacts()
+        if self._tally is not None:
+            self._tally.started()
         await self._fill_destination(registry, image, wanted, facts)
         inventory.repositories[key] = self._shared(facts)
+        if self._tally is not None:
+            self._tally.finished()
 
     async def _fill_destination(
         self, registry: RegistryName, image: str, wanted: WantedFacts, facts: RepositoryFacts

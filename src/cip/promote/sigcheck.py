@@ -19,6 +19,7 @@ from cip.model.refs import Registry as RegistryName
 from cip.plan.edges import EdgeGroup
 from cip.promote.inventory import InventoryReader
 from cip.promote.signing import SigningSetup
+from cip.promote.tally import Tally
 from cip.registry.client import Registry
 from cip.registry.pool import RegistryPool
 from cip.trust.attached import signature_tag
@@ -89,7 +90,13 @@ async def check_signatures(
     verifier: Verifier,
     *,
     concurrency: int = 32,
+    tally: Tally | None = None,
 ) -> SigcheckResult:
+    """`tally`, when given, counts digests per destination (children with their index); one
+    a destination lacks, or that could not be read, is checked once the inventory says so."""
+    tally = tally if tally is not None else Tally("digests", "checked")
+    wanted = {(d.name, g.image, g.digest) for g in groups for d in g.destinations}
+    tally.expect(len(wanted))
     inventory = await InventoryReader(pool, concurrency=concurrency).read(groups)
     limit = asyncio.Semaphore(concurrency)
     targets: dict[tuple[str, str, str], _Target] = {}
@@ -100,6 +107,8 @@ async def check_signatures(
                 targets.setdefault(
                     (destination.name, group.image, group.digest), _Target(destination, group)
                 )
+    tally.started(len(wanted) - len(targets))
+    tally.finished(len(wanted) - len(targets))
     findings: list[SignatureFinding] = []
     errors: list[SignatureFinding] = []
     checked = 0
@@ -128,7 +137,12 @@ async def check_signatures(
         if parsed.is_index:
             await asyncio.gather(*(check(target, c.digest, digest) for c in parsed.children))
 
-    await asyncio.gather(*(check(t, key[2], None) for key, t in targets.items()))
+    async def counted(target: _Target, digest: str) -> None:
+        tally.started()
+        await check(target, digest, None)
+        tally.finished()
+
+    await asyncio.gather(*(counted(t, key[2]) for key, t in targets.items()))
     order = lambda f: (f.image, f.digest, f.registry)  # noqa: E731
     return SigcheckResult(checked, sorted(findings, key=order), sorted(errors, key=order))
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from cip.plan.edges import EdgeGroup
 from cip.plan.verification import Verification, verify
 from cip.promote.inventory import InventoryReader, ProgressCallback
+from cip.promote.tally import Tally
 from cip.registry.pool import RegistryPool
 
 
@@ -22,7 +23,9 @@ async def verify_destinations(
     *,
     concurrency: int = 32,
     progress: ProgressCallback | None = None,
+    tally: Tally | None = None,
 ) -> Verification:
-    reader = InventoryReader(pool, concurrency=concurrency, progress=progress)
+    """`tally`, when given, counts the destination repositories read."""
+    reader = InventoryReader(pool, concurrency=concurrency, progress=progress, tally=tally)
     inventory = await reader.read(groups, read_sources=False)
     return verify(groups, inventory)

@@ -31,7 +31,9 @@ from cip.report.verification import verification_object
 # 5: `shard`.
 # 6: `cip verify` documents (`command` verify, `verification`).
 # 7: `vulnerable` verdicts (--vuln-severity-threshold), with a destination's `vulnerability`.
-SCHEMA_VERSION = 7
+# 8: `interruption` counts any command's units: `unit`, `done`, `not_started` (were
+# `edges_done`, `edges_not_started`).
+SCHEMA_VERSION = 8
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -221,14 +223,16 @@ def error_json(
 def interrupted_json(
     signal: Signal,
     *,
-    edges_done: int | None,
-    edges_not_started: int | None,
+    unit: str | None,
+    done: int | None,
+    not_started: int | None,
     dry_run: bool | None = None,
     warnings: Iterable[Diagnostic] = (),
     requests: RequestTable | None = None,
     command: str = "run",
 ) -> str:
-    """A run stopped by SIGINT or SIGTERM; counts are null when the edges were not known yet."""
+    """A command stopped by SIGINT or SIGTERM, and how far it got in its `unit`s (edges for
+    `cip run`); unit and counts are null when the units were not known yet."""
     return render_document(
         command=command,
         exit_code=INTERRUPT_EXIT_CODES[signal],
@@ -237,8 +241,9 @@ def interrupted_json(
         requests=requests,
         interruption={
             "signal": signal,
-            "edges_done": edges_done,
-            "edges_not_started": edges_not_started,
+            "unit": unit,
+            "done": done,
+            "not_started": not_started,
         },
     )
 
