@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -18,7 +17,7 @@ from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
-from cip.cli.options import manifest_options, network_options, output_option, retry_policy
+from cip.cli.options import manifest_options, network_options, output_option
 from cip.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -26,9 +25,9 @@ if TYPE_CHECKING:
     # HTTP stack or the service's libraries.
     from cip.audit.judge import Auditor
     from cip.audit.parents import IndexCache
+    from cip.cli.network import NetworkFlags
     from cip.promote.pipeline import ValidatedManifests
     from cip.registry.pool import RegistryPool
-    from cip.transport.circuit import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -44,32 +43,6 @@ or could not be read, 0 when all is verified.
 @click.group("audit")
 def audit_group() -> None:
     """The auditor: judge changes to production registries against the manifests."""
-
-
-def _pool(
-    validated: ValidatedManifests,
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry: RetryPolicy | None = None,
-) -> RegistryPool:
-    """The registries' clients, set up from the network flags as `cip run` sets them up."""
-    from cip.cli.run import credential_store
-    from cip.registry.pool import RegistryPool
-    from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-    from cip.transport.settings import NetworkOptions
-
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
-    return RegistryPool(
-        options=network,
-        limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
-        credentials=credential_store(validated.manifests, authfile),
-        retry=retry,
-    )
 
 
 def _auditor(
@@ -107,14 +80,7 @@ def _load(manifests: tuple[str, ...], thin_dirs: tuple[str, ...]) -> ValidatedMa
 def reconcile_command(
     manifests: tuple[str, ...],
     thin_dirs: tuple[str, ...],
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
     output: str | None,
 ) -> None:
     from cip.audit.reconcile import ReconcileResult, reconcile
@@ -127,13 +93,12 @@ def reconcile_command(
     if output not in ("text", "json"):
         raise click.UsageError(f"--output={output} is not available; choose text or json")
     validated = _load(manifests, thin_dirs)
-    retry = retry_policy(retry_timeout, retry_max_backoff)
-    pool = _pool(validated, insecure, ca_file, authfile, rate_limits, host_concurrency, retry)
+    pool = network.pool(validated.manifests)
 
     async def go() -> ReconcileResult:
         async with pool:
-            auditor = _auditor(validated, pool, concurrency, allow_deletions=False)
-            return await reconcile(auditor, pool, concurrency=concurrency, tally=tally)
+            auditor = _auditor(validated, pool, network.concurrency, allow_deletions=False)
+            return await reconcile(auditor, pool, concurrency=network.concurrency, tally=tally)
 
     tally = Tally("registries", "judged")
     result = run_coroutine(until_signalled(go(), tally))

@@ -15,7 +15,7 @@ import signal
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -26,7 +26,8 @@ import click
 from cip.cli.handling import handle_cip_errors
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import LOG_LEVELS, ROOT_LOGGER, log_level_option
-from cip.cli.options import manifest_options, network_options, retry_policy
+from cip.cli.network import NetworkFlags
+from cip.cli.options import manifest_options, network_options
 from cip.cli.params import GoDuration
 from cip.errors import UsageError
 
@@ -284,27 +285,22 @@ def _serve(
     from cip.audit.reconcile import ReconcileResult, reconcile
     from cip.audit.refresh import GitManifests, ManifestSet, ManifestsInUse
     from cip.audit.service import AuditService
-    from cip.cli.audit import _auditor, _load, _pool
+    from cip.cli.audit import _auditor, _load
     from cip.report.audit import AuditRenderer
 
-    network: dict[str, Any] = {
-        name: flags[name]
-        for name in ("insecure", "ca_file", "authfile", "rate_limits", "host_concurrency")
-    }
-    patience = flags["retry_timeout"]
+    network: NetworkFlags = flags["network"]
     if click.get_current_context().get_parameter_source("retry_timeout") is (
         click.core.ParameterSource.DEFAULT
     ):
-        patience = SERVE_RETRY_TIMEOUT
-    network["retry"] = retry_policy(patience, flags["retry_max_backoff"])
-    concurrency: int = flags["concurrency"]
+        network = replace(network, retry_timeout=SERVE_RETRY_TIMEOUT)
+    concurrency = network.concurrency
     cache = IndexCache()
     metrics = AuditMetrics()
     manifests: ManifestsInUse
     if git is None:
         validated = _load(flags["manifests"], flags["thin_dirs"])
         listener = _listen(flags["host"], port)
-        pool = _pool(validated, **network)
+        pool = network.pool(validated.manifests)
         auditor = _auditor(validated, pool, concurrency, flags["allow_deletions"], cache)
         manifests = ManifestsInUse(ManifestSet(auditor, None, time.time()))
     else:
@@ -316,7 +312,7 @@ def _serve(
 
         def build(validated: ValidatedManifests) -> Auditor:
             if not holder:
-                holder.append(_pool(validated, **network))
+                holder.append(network.pool(validated.manifests))
             return _auditor(validated, holder[0], concurrency, flags["allow_deletions"], cache)
 
         manifests = GitManifests(GitSource(git.url, git.branch, git.path, workdir), build)

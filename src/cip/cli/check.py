@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
 
 import click
 
@@ -22,25 +21,21 @@ from cip.cli.interrupts import until_signalled
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
+from cip.cli.network import NetworkFlags
 from cip.cli.options import (
     manifest_options,
     max_image_size_option,
     network_options,
     output_option,
-    retry_policy,
     selection_options,
 )
-from cip.cli.run import credential_store
 from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
 from cip.promote.pipeline import request_table
 from cip.promote.tally import Tally
-from cip.registry.pool import RegistryPool
 from cip.report.checks import check_markdown, check_text
 from cip.report.document import check_json
 from cip.report.github import workflow_commands
 from cip.report.sarif import check_sarif
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
 
 OUTPUTS = ("text", "json", "markdown", "sarif")
 RENDERERS = {
@@ -120,14 +115,7 @@ def check_command(
     forbid_removal: bool,
     max_image_size: int,
     output: str | None,
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
     vuln: VulnFlags,
 ) -> None:
     output = output or "text"
@@ -145,22 +133,14 @@ def check_command(
             "--manifest-diff-since or --use-prow-manifest-diff"
         )
     chosen = choose(_ids(only), _ids(skip))
-    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
-    gate = vuln_gate(vuln, network)
+    network.limits()  # a malformed --rate-limit is refused before git is read
+    gate = vuln_gate(vuln, network.options())
     spec = ChangeSpec(
         manifests, thin_dirs, diff_base, manifest_diff_since, use_prow_manifest_diff, head, images
     )
     change = read_change(spec, os.environ)
-    pool = RegistryPool(
-        options=network,
-        limiter=RateLimiter(limits),
-        credentials=credential_store(change.loaded.manifests, authfile),
-        retry=retry_policy(retry_timeout, retry_max_backoff),
-    )
-    options = CheckOptions(forbid_removal, max_image_size, concurrency, gate)
+    pool = network.pool(change.loaded.manifests)
+    options = CheckOptions(forbid_removal, max_image_size, network.concurrency, gate)
     tally = Tally("checks")
     results = run_coroutine(
         until_signalled(_run(CheckContext(change, pool, options), chosen, tally), tally)

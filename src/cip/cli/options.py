@@ -5,17 +5,17 @@ Each group is a decorator adding its options; the command receives them as keywo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from cip.cli.handling import remember_output
+from cip.cli.network import NetworkFlags
 from cip.cli.params import GoDuration
-
-if TYPE_CHECKING:
-    from cip.transport.circuit import RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,20 +91,18 @@ def _positive(ctx: click.Context, param: click.Parameter, value: timedelta) -> t
     return value
 
 
-def retry_policy(timeout: timedelta, max_backoff: timedelta) -> RetryPolicy:
-    """The retry policy `--retry-timeout` and `--retry-max-backoff` describe."""
-    from cip.transport.circuit import RetryPolicy
-
-    cap = max_backoff.total_seconds()
-    return RetryPolicy(
-        budget_seconds=timeout.total_seconds(), max_delay=cap, base_delay=min(0.5, cap)
-    )
-
-
 def network_options(func: F) -> F:
-    """How registries are reached: TLS, plain HTTP, concurrency and rate limits."""
+    """How registries are reached: TLS, plain HTTP, concurrency, rate limits and retries; the
+    command receives them as `network: NetworkFlags`, which builds its registry pool."""
+    names = [f.name for f in fields(NetworkFlags)]
+
+    @functools.wraps(func)
+    def packed(*args: Any, **kwargs: Any) -> Any:
+        flags = NetworkFlags(**{name: kwargs.pop(name) for name in names})
+        return func(*args, network=flags, **kwargs)
+
     return _apply(
-        func,
+        cast(F, packed),
         [
             click.option(
                 "--insecure-registry",

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.loop import run_coroutine
+from cip.cli.network import NetworkFlags
 from cip.cli.options import (
     manifest_options,
     network_options,
     output_option,
-    retry_policy,
     selection_options,
 )
-from cip.cli.run import credential_store
 from cip.errors import ExitCode
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
@@ -25,8 +23,6 @@ from cip.promote.pipeline import Selection, load_and_validate, request_table, se
 from cip.promote.replicate import ReplicationResult, replicate_attached
 from cip.registry.pool import RegistryPool
 from cip.report.signatures import replication_json, replication_text
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
 
 HELP = """Merge every signature (.sig), attestation (.att), SBOM (.sbom) and referrers index
 on each image's primary registry into its other destinations, where a layer or descriptor is
@@ -59,14 +55,7 @@ def replicate_signatures_command(
     manifest_diff_since: str | None,
     use_prow_manifest_diff: bool,
     images: tuple[str, ...],
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
 ) -> None:
     output = output or "text"
     if output not in ("text", "json"):
@@ -82,14 +71,7 @@ def replicate_signatures_command(
     groups = select(
         validated, Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     )
-    pool = RegistryPool(
-        options=NetworkOptions.from_environment(
-            insecure_registries=frozenset(insecure), ca_file=ca_file
-        ),
-        limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
-        credentials=credential_store(validated.manifests, authfile),
-        retry=retry_policy(retry_timeout, retry_max_backoff),
-    )
+    pool = network.pool(validated.manifests)
     policy = SigningPolicy(primary=primary_registry)
     result = run_coroutine(_replicate(groups, pool, policy, confirm, max_signature_copies))
     if output == "json":

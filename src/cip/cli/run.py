@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -18,12 +17,12 @@ from cip.cli.interrupts import Interrupted, until_signalled
 from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
+from cip.cli.network import NetworkFlags
 from cip.cli.options import (
     manifest_options,
     max_image_size_option,
     network_options,
     output_option,
-    retry_policy,
     selection_options,
     shard_from_options,
     shard_options,
@@ -36,7 +35,6 @@ from cip.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     # Imported where used: `--parse-only` and offline snapshots never load the HTTP stack,
     # which is most of what start-up would otherwise cost.
-    from cip.model.manifest import PromoterManifest
     from cip.plan.edges import EdgeGroup
     from cip.plan.snapshot import Snapshot
     from cip.promote.executor import EdgeTally
@@ -44,8 +42,6 @@ if TYPE_CHECKING:
     from cip.promote.signing import SigningSetup
     from cip.registry.pool import RegistryPool
     from cip.registry.snapshot import RegistrySnapshot
-    from cip.transport.credentials import CredentialStore
-    from cip.transport.settings import NetworkOptions
     from cip.vuln.gate import VulnGate
 
 log = logging.getLogger(__name__)
@@ -75,12 +71,6 @@ Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
 moves, failed edges or images held back by --max-image-size or
 --vuln-severity-threshold; 2 invalid manifests or usage; 130/143 interrupted.
 """
-
-
-def _network(insecure: tuple[str, ...], ca_file: str | None) -> NetworkOptions:
-    from cip.transport.settings import NetworkOptions
-
-    return NetworkOptions.from_environment(insecure_registries=frozenset(insecure), ca_file=ca_file)
 
 
 def _print_snapshot(rows: Snapshot, output: str) -> None:
@@ -141,14 +131,7 @@ def run_command(
     images: tuple[str, ...],
     shard_index: int | None,
     shard_count: int | None,
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
     include_foreign_layers: bool,
     signing_key: str | None,
     identity_token: str | None,
@@ -209,27 +192,20 @@ def run_command(
     if sharding is not None and (snapshot_mode or parse_only):
         raise click.UsageError("--shard-count plans and promotes; it has no meaning here")
     from cip.plan.shards import Shard
-    from cip.transport.limits import RateLimitConfig
 
     shard = Shard(*sharding) if sharding is not None else None
-    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
-    gate = vuln_gate(vuln, _network(insecure, ca_file))
+    network.limits()  # a malformed --rate-limit is refused even where no registry is read
+    gate = vuln_gate(vuln, network.options())
 
     if snapshot is not None:
-        from cip.registry.pool import RegistryPool
         from cip.report.text import snapshot_notes
-        from cip.transport.credentials import CredentialStore
-        from cip.transport.ratelimit import RateLimiter
 
-        pool = RegistryPool(
-            options=_network(insecure, ca_file),
-            limiter=RateLimiter(limits),
-            credentials=CredentialStore.from_environment(authfile=authfile),
-            retry=retry_policy(retry_timeout, retry_max_backoff),
-        )
+        pool = network.pool()
         found = run_coroutine(
             until_signalled(
-                _registry_snapshot(snapshot, pool, minimal_snapshot, snapshot_tag, concurrency)
+                _registry_snapshot(
+                    snapshot, pool, minimal_snapshot, snapshot_tag, network.concurrency
+                )
             )
         )
         for note in snapshot_notes(snapshot, found.names_below, found.tags_only):
@@ -258,9 +234,6 @@ def run_command(
 
             click.echo(parse_summary_text(validated.summary, len(validated.warnings)))
         return
-    from cip.registry.pool import RegistryPool
-    from cip.transport.ratelimit import RateLimiter
-
     signing = signing_setup(
         validated.manifests,
         signing_key=signing_key,
@@ -278,12 +251,7 @@ def run_command(
     log.debug("selected %d of %d image digests", len(groups), len(validated.groups))
     if shard is not None:
         log.info("%s: %s of the selected image digests", shard, f"{len(groups):,}")
-    pool = RegistryPool(
-        options=_network(insecure, ca_file),
-        limiter=RateLimiter(limits),
-        credentials=credential_store(validated.manifests, authfile),
-        retry=retry_policy(retry_timeout, retry_max_backoff),
-    )
+    pool = network.pool(validated.manifests)
     from cip.promote.executor import EdgeTally
 
     tally = EdgeTally()
@@ -293,7 +261,7 @@ def run_command(
                 _run(
                     groups,
                     pool,
-                    concurrency,
+                    network.concurrency,
                     confirm,
                     include_foreign_layers,
                     signing,
@@ -362,24 +330,6 @@ async def _run(
             tally=tally,
         )
     return outcome
-
-
-def credential_store(
-    manifests: list[PromoterManifest], authfile: str | None = None
-) -> CredentialStore:
-    """Where credentials come from: a manifest's `service-account` for its registry hosts
-    (asked only once a registry refuses anonymous access), then the usual files and variables."""
-    from cip.transport.credentials import CredentialStore
-    from cip.transport.google import GoogleServiceAccount
-
-    accounts: dict[str, set[str]] = {}
-    for manifest in manifests:
-        for spec in manifest.registries:
-            if spec.service_account and spec.registry.host:
-                accounts.setdefault(spec.service_account, set()).add(spec.registry.host)
-    google = [GoogleServiceAccount(a, frozenset(hosts)) for a, hosts in sorted(accounts.items())]
-    files = CredentialStore.from_environment(authfile=authfile).sources
-    return CredentialStore([*google, *files])
 
 
 async def _registry_snapshot(

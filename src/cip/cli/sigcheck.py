@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 
 import click
 
@@ -11,16 +10,15 @@ from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.interrupts import until_signalled
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.loop import run_coroutine
+from cip.cli.network import NetworkFlags
 from cip.cli.options import (
     keyless_policy_options,
     manifest_options,
     network_options,
     output_option,
-    retry_policy,
     selection_options,
     signing_options,
 )
-from cip.cli.run import credential_store
 from cip.cli.signing import KeylessFlags, signing_setup, sigstore_instance
 from cip.errors import ExitCode, UsageError
 from cip.plan.edges import EdgeGroup
@@ -31,8 +29,6 @@ from cip.promote.signing import SigningSetup
 from cip.promote.tally import Tally
 from cip.registry.pool import RegistryPool
 from cip.report.signatures import sigcheck_json, sigcheck_text
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
 from cip.trust.identity import IdentityPolicy
 from cip.trust.keys import load_public_key
 from cip.trust.signer import KeySigner, KeyVerifier, Verifier
@@ -72,14 +68,7 @@ def sigcheck_command(
     manifest_diff_since: str | None,
     use_prow_manifest_diff: bool,
     images: tuple[str, ...],
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
     signing_key: str | None,
     identity_token: str | None,
     signer_account: str | None,
@@ -134,17 +123,12 @@ def sigcheck_command(
     groups = select(
         validated, Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images)
     )
-    pool = RegistryPool(
-        options=NetworkOptions.from_environment(
-            insecure_registries=frozenset(insecure), ca_file=ca_file
-        ),
-        limiter=RateLimiter(RateLimitConfig.parse(rate_limits, host_concurrency)),
-        credentials=credential_store(validated.manifests, authfile),
-        retry=retry_policy(retry_timeout, retry_max_backoff),
-    )
+    pool = network.pool(validated.manifests)
     tally = Tally("digests", "checked")
     result = run_coroutine(
-        until_signalled(_check(groups, pool, verifier, setup, confirm, concurrency, tally), tally)
+        until_signalled(
+            _check(groups, pool, verifier, setup, confirm, network.concurrency, tally), tally
+        )
     )
     if output == "json":
         click.echo(

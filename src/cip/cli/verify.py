@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timedelta
 
 import click
 
@@ -17,16 +16,15 @@ from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.interrupts import until_signalled
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
+from cip.cli.network import NetworkFlags
 from cip.cli.options import (
     manifest_options,
     network_options,
     output_option,
-    retry_policy,
     selection_options,
     shard_from_options,
     shard_options,
 )
-from cip.cli.run import credential_store
 from cip.errors import ExitCode
 from cip.plan.edges import EdgeGroup
 from cip.plan.shards import Shard
@@ -39,8 +37,6 @@ from cip.report.document import merged_json, verification_json
 from cip.report.merge import merge, merged_text, read_documents
 from cip.report.progress import RequestProgress
 from cip.report.verification import verification_text
-from cip.transport.ratelimit import RateLimitConfig, RateLimiter
-from cip.transport.settings import NetworkOptions
 
 log = logging.getLogger("cip.verify")
 
@@ -90,14 +86,7 @@ def verify_command(
     images: tuple[str, ...],
     shard_index: int | None,
     shard_count: int | None,
-    insecure: tuple[str, ...],
-    ca_file: str | None,
-    authfile: str | None,
-    concurrency: int,
-    rate_limits: tuple[str, ...],
-    host_concurrency: tuple[str, ...],
-    retry_timeout: timedelta,
-    retry_max_backoff: timedelta,
+    network: NetworkFlags,
     merge: bool,
     files: tuple[str, ...],
 ) -> None:
@@ -124,25 +113,17 @@ def verify_command(
         )
     sharding = shard_from_options(shard_index, shard_count)
     shard = Shard(*sharding) if sharding is not None else None
-    network = NetworkOptions.from_environment(
-        insecure_registries=frozenset(insecure), ca_file=ca_file
-    )
-    limits = RateLimitConfig.parse(rate_limits, host_concurrency)
+    network.limits()  # a malformed --rate-limit is refused before the manifests load
     validated = load_and_validate(list(manifests), list(thin_dirs))
     print_diagnostics(validated.warnings)
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images, shard)
     groups = select(validated, selection)
     if shard is not None:
         log.info("%s: %s of the selected image digests", shard, f"{len(groups):,}")
-    pool = RegistryPool(
-        options=network,
-        limiter=RateLimiter(limits),
-        credentials=credential_store(validated.manifests, authfile),
-        retry=retry_policy(retry_timeout, retry_max_backoff),
-    )
+    pool = network.pool(validated.manifests)
     tally = Tally("repositories", "read")
     verification, requests = run_coroutine(
-        until_signalled(_verify(groups, pool, concurrency, tally), tally)
+        until_signalled(_verify(groups, pool, network.concurrency, tally), tally)
     )
     if output == "json":
         click.echo(
