@@ -118,3 +118,45 @@ def test_reading_commands_stop_cleanly_and_say_how_far_they_got(
                 "done": done,
                 "not_started": not_started,
             }
+
+
+def test_replicate_signatures_stops_cleanly_and_replicates_concurrency_images_at_once(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    primary, mirror = registry_factory(), registry_factory()
+    catalog = {f"img{i}": oci_image(840 + i) for i in range(8)}
+    items = [(name, image, "1.0") for name, image in catalog.items()]
+    push_images(primary, items)
+    push_images(mirror, items)
+    entries = "".join(
+        f'- name: {name}\n  dmap:\n    "{image.digest}": ["1.0"]\n'
+        for name, image in catalog.items()
+    )
+    with (
+        SlowProxy(primary.host, delay=0.5).running() as slow_primary,
+        SlowProxy(mirror.host, delay=0.5).running() as slow_mirror,
+    ):
+        path = manifest(
+            tmp_path / "m.yaml", "staging.invalid", [slow_primary.host, slow_mirror.host], entries
+        )
+        args = ["replicate-signatures", "--manifest", str(path), "--concurrency=1"]
+        code, stdout, stderr = interrupt(
+            [*args, "--output=json"], [slow_primary, slow_mirror], signal.SIGINT, tmp_path
+        )
+    assert code == 130, stderr
+    assert not any(word in stderr for word in NOISE), stderr
+    found = LINE.fullmatch(stderr.splitlines()[-1])
+    assert found is not None, stderr
+    assert (found[2], found[3]) == ("images", "replicated"), stderr
+    done, not_started = int(found[1]), int(found[4])
+    # --concurrency=1: one image in flight when the signal came, the others done or waiting.
+    assert len(catalog) - 1 <= done + not_started <= len(catalog), stderr
+    assert not_started > 0, stderr
+    document = check_json_output(stdout)
+    assert (document["command"], document["interrupted"]) == ("replicate-signatures", True)
+    assert document["interruption"] == {
+        "signal": "SIGINT",
+        "unit": "images",
+        "done": done,
+        "not_started": not_started,
+    }

@@ -7,6 +7,7 @@ import sys
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
+from cip.cli.interrupts import until_signalled
 from cip.cli.kpromo import KpromoCommand
 from cip.cli.loop import run_coroutine
 from cip.cli.network import NetworkFlags
@@ -21,6 +22,7 @@ from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
 from cip.promote.pipeline import Selection, load_and_validate, request_table, select
 from cip.promote.replicate import ReplicationResult, replicate_attached
+from cip.promote.tally import Tally
 from cip.registry.pool import RegistryPool
 from cip.report.signatures import replication_json, replication_text
 
@@ -73,7 +75,12 @@ def replicate_signatures_command(
     )
     pool = network.pool(validated.manifests)
     policy = SigningPolicy(primary=primary_registry)
-    result = run_coroutine(_replicate(groups, pool, policy, confirm, max_signature_copies))
+    tally = Tally("images", "replicated")
+    result = run_coroutine(
+        until_signalled(
+            _replicate(groups, pool, policy, confirm, max_signature_copies, network, tally), tally
+        )
+    )
     if output == "json":
         click.echo(
             replication_json(
@@ -95,8 +102,16 @@ async def _replicate(
     policy: SigningPolicy,
     confirm: bool,
     max_copies: int,
+    network: NetworkFlags,
+    tally: Tally,
 ) -> ReplicationResult:
     async with pool:
         return await replicate_attached(
-            groups, pool, policy, confirm=confirm, max_copies=max_copies
+            groups,
+            pool,
+            policy,
+            confirm=confirm,
+            max_copies=max_copies,
+            concurrency=network.concurrency,
+            tally=tally,
         )

@@ -21,6 +21,7 @@ from cip.oci.media import OCI_INDEX
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
 from cip.promote.copy import ImageCopier
+from cip.promote.tally import Tally
 from cip.registry.client import Manifest, Registry
 from cip.registry.pool import RegistryPool
 from cip.trust.attached import build_index, merge_index_entries, parse_attached_tag
@@ -165,16 +166,30 @@ async def replicate_attached(
     *,
     confirm: bool,
     max_copies: int = 50,
+    concurrency: int = 32,
+    tally: Tally | None = None,
 ) -> ReplicationResult:
+    """`concurrency` images are replicated at once (`--concurrency`), each to all its mirrors;
+    `tally`, when given, counts the images done."""
     replicator = _Replicator(pool, confirm, asyncio.Semaphore(max_copies))
-    pairs = _pairs(groups, policy)
-    await asyncio.gather(
-        *(
-            replicator.image(primary, list(mirrors.values()), image)
-            for (_, image), (primary, mirrors) in pairs.items()
-            if mirrors
-        )
-    )
+    work = [
+        (primary, list(mirrors.values()), image)
+        for (_, image), (primary, mirrors) in _pairs(groups, policy).items()
+        if mirrors
+    ]
+    if tally is not None:
+        tally.expect(len(work))
+    at_once = asyncio.Semaphore(concurrency)
+
+    async def one(primary: RegistryName, mirrors: list[RegistryName], image: str) -> None:
+        async with at_once:
+            if tally is not None:
+                tally.started()
+            await replicator.image(primary, mirrors, image)
+            if tally is not None:
+                tally.finished()
+
+    await asyncio.gather(*(one(*item) for item in work))
     result = replicator.result
     result.merges.sort(key=lambda m: (m.repository, m.tag, m.registry))
     result.failures.sort(key=lambda f: (f.repository, f.tag, f.registry))

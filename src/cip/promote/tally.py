@@ -1,9 +1,9 @@
 """How far a command's work got, in units it names, so an interrupt can say it at any moment.
 
-`cip run` counts edges (`executor.EdgeTally`); the commands that only read count what they
-work through: `cip verify` destination repositories, `cip sigcheck` digests, `cip check`
-checks, `cip audit reconcile` registries. The work updates the tally as it goes; the CLI reads
-it when a signal stops the command.
+`cip run` counts edges (`executor.EdgeTally`); the other commands count what they work
+through: `cip verify` destination repositories, `cip sigcheck` digests, `cip check` checks,
+`cip audit reconcile` registries, `cip replicate-signatures` images. The work updates the
+tally as it goes; the CLI reads it when a signal stops the command.
 """
 
 from __future__ import annotations
