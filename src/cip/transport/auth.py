@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import re
 import ssl
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TOKEN_SECONDS = 60  # distribution token spec: expires_in defaults to 60 s
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII, as header values and JWTs are
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))\s*,?')
 
 
@@ -193,7 +195,9 @@ class Authenticator:
     async def _fetch(self, challenge: Challenge, scopes: tuple[str, ...]) -> Token:
         realm = challenge.params.get("realm")
         if not realm:
-            raise RegistryError(f"{self.host} sent a Bearer challenge without a realm")
+            raise RegistryError(
+                f"{self.host} sent a Bearer challenge without a realm", registry=self.host
+            )
         writes = any(s.endswith(("push", "delete", "*")) for s in scopes)
         found = await self._credential(demanded=writes)
         status, answer = await self._ask(realm, challenge, scopes, found)
@@ -212,12 +216,21 @@ class Authenticator:
             raise self._token_error(status, found)
         try:
             body = json.loads(answer)
-            value = str(body.get("token") or body["access_token"])
+            value = body.get("token") or body["access_token"]
             lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_SECONDS)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             raise RegistryError(
                 f"token service of {self.host} answered without a token", registry=self.host
             ) from None
+        if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+            # It goes into an Authorization header: control characters there would inject
+            # headers, and aiohttp refuses them (and anything not Latin-1) with a ValueError.
+            raise RegistryError(
+                f"token service of {self.host} answered a token that is not printable ASCII",
+                registry=self.host,
+            )
+        if not math.isfinite(lifetime) or lifetime <= 0:
+            lifetime = DEFAULT_TOKEN_SECONDS  # nonsense lifetimes: the spec's default
         # Refresh a little early so a token never expires in flight.
         margin = min(10.0, lifetime / 10)
         return Token(Secret(value), self._clock() + lifetime - margin, found)
