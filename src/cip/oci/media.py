@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from cip.errors import DigestMismatchError, RegistryError
+from cip.errors import DigestMismatchError, RegistryError, shown
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -67,8 +67,28 @@ def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+# image-spec descriptor.md "Registered algorithms": the only two a registry may answer with.
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+
+
+def is_digest(value: object) -> bool:
+    """Whether `value` is a digest of a registered algorithm, in its canonical form."""
+    return isinstance(value, str) and DIGEST_PATTERN.fullmatch(value) is not None
+
+
 def verify_digest(data: bytes, expected: str, *, what: str, **context: str | None) -> str:
-    """Return `expected` if `data` hashes to it, else raise DigestMismatchError."""
+    """Return `expected` if `data` hashes to it, else raise DigestMismatchError.
+
+    `expected` may come from a registry's header: one that is no digest is refused with the
+    registry, image and `what` named, rather than failing deep in hashing.
+    """
+    if not is_digest(expected):
+        raise RegistryError(
+            f"{what}: {shown(expected)} is not a sha256 or sha512 digest; refused",
+            registry=context.get("registry"),
+            image=context.get("image"),
+            digest=context.get("digest"),
+        )
     algorithm = expected.partition(":")[0]
     actual = compute_digest(data, algorithm)
     if actual != expected:
@@ -179,13 +199,32 @@ def _is_schema1(media_type: str, body: Mapping[str, Any] | None) -> bool:
     return body is not None and body.get("schemaVersion") == 1
 
 
-def effective_media_type(data: bytes, header_type: str | None) -> str:
+def _in_context(error: UnsupportedManifestError, context: Mapping[str, str | None]) -> Exception:
+    """`error` naming the registry, image and digest its manifest came from, when known."""
+    if not any(context.values()):
+        return error
+    return UnsupportedManifestError(
+        error.message,
+        registry=context.get("registry"),
+        image=context.get("image"),
+        digest=context.get("digest"),
+    )
+
+
+def effective_media_type(data: bytes, header_type: str | None, **context: str | None) -> str:
     """The manifest's own `mediaType` when present, else the Content-Type it was served with.
 
     OCI manifests may omit `mediaType` (image-spec manifest.md made it SHOULD only in 1.1), so
-    the structure decides when both are missing: `manifests` means an index.
+    the structure decides when both are missing: `manifests` means an index. `context`
+    (registry, image, digest) is named by the error for bytes that are no manifest.
     """
-    body = _load(data)
+    try:
+        return _effective_media_type(_load(data), header_type)
+    except UnsupportedManifestError as error:
+        raise _in_context(error, context) from None
+
+
+def _effective_media_type(body: Mapping[str, Any], header_type: str | None) -> str:
     declared = body.get("mediaType")
     if isinstance(declared, str) and declared:
         return declared
@@ -228,10 +267,20 @@ def refuse_schema1(media_type: str, **context: str | None) -> None:
         )
 
 
-def parse_manifest(data: bytes, media_type: str | None = None) -> ParsedManifest:
-    """References of a manifest of any supported type; schema1 raises UnsupportedManifestError."""
+def parse_manifest(
+    data: bytes, media_type: str | None = None, **context: str | None
+) -> ParsedManifest:
+    """References of a manifest of any supported type; schema1, and bytes that are no manifest,
+    raise UnsupportedManifestError (naming `context`: registry, image, digest, when given)."""
+    try:
+        return _parse_manifest(data, media_type)
+    except UnsupportedManifestError as error:
+        raise _in_context(error, context) from None
+
+
+def _parse_manifest(data: bytes, media_type: str | None) -> ParsedManifest:
     body = _load(data)
-    kind = effective_media_type(data, media_type)
+    kind = _effective_media_type(body, media_type)
     if _is_schema1(kind, body):
         refuse_schema1(DOCKER_SCHEMA1 if kind not in SCHEMA1_TYPES else kind)
     where = f"{kind} manifest"
