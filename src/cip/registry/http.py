@@ -20,6 +20,7 @@ from yarl import URL
 from cip.errors import DigestMismatchError, RegistryError
 from cip.oci import media
 from cip.oci.media import Descriptor
+from cip.registry.answers import Pages, google_manifests, manifest_info, strings
 from cip.registry.client import (
     DEFAULT_CHUNK_SIZE,
     BlobSource,
@@ -33,7 +34,7 @@ from cip.registry.client import (
 )
 from cip.transport.auth import Authenticator
 from cip.transport.counting import RequestCounter
-from cip.transport.responses import error_from, next_link, transport_error
+from cip.transport.responses import error_from, transport_error
 from cip.transport.scheme import SchemeProbe
 from cip.transport.session import Session
 from cip.transport.settings import HostSettings
@@ -150,35 +151,31 @@ class HttpRegistry:
         url: str | None = f"{await self.base_url()}/v2/_catalog"
         if self._catalog_page_size:
             url = f"{url}?n={self._catalog_page_size}"
+        pages = Pages("catalog", self._ctx(None))
         while url is not None:
             response = await self._must("GET", url, "catalog", context=self._ctx(None))
-            for name in self._json(response, "catalog").get("repositories") or []:
-                yield str(name)
-            url = next_link(response.response)
+            for name in strings(self._json(response, "catalog"), "repositories", pages.ctx):
+                yield name
+            url = pages.next(response.response)
 
     async def list_tags(self, repository: str) -> TagList:
         url: str | None = await self._url(repository, "tags/list")
         tags: list[str] = []
         listed: dict[str, ListedManifest] | None = None
+        what = f"list tags of {repository}"
+        ctx = self._ctx(repository)
+        pages = Pages(what, ctx)
         while url is not None:
-            response = await self._must(
-                "GET", url, f"list tags of {repository}", context=self._ctx(repository)
-            )
-            body = self._json(response, f"list tags of {repository}", repository)
+            response = await self._must("GET", url, what, context=ctx)
+            body = self._json(response, what, repository)
             # Distribution 2.8.2: a repository whose manifests were all deleted has "tags": null.
-            tags.extend(str(t) for t in body.get("tags") or [])
+            tags.extend(strings(body, "tags", ctx))
             # Google Container/Artifact Registry add {digest: {tag: [...], mediaType: ...}}.
             google = body.get("manifest")
-            if isinstance(google, dict):
+            if google is not None:
                 listed = listed or {}
-                for digest, info in google.items():
-                    info = info if isinstance(info, dict) else {}
-                    listed[digest] = ListedManifest(
-                        digest=str(digest),
-                        tags=tuple(str(t) for t in info.get("tag") or []),
-                        media_type=info.get("mediaType"),
-                    )
-            url = next_link(response.response)
+                listed.update(google_manifests(google, ctx))
+            url = pages.next(response.response)
         return TagList(repository, tuple(tags), listed)
 
     # -- manifests --------------------------------------------------------------------------
@@ -202,10 +199,9 @@ class HttpRegistry:
                 # Docker-Content-Digest is optional (distribution-spec "Pulling manifests").
                 return (await self.get_manifest(repository, reference)).info()
             digest = reference
-        return ManifestInfo(
-            digest=digest,
-            media_type=headers.get("content-type", "").split(";")[0].strip(),
-            size=int(headers.get("content-length", "0")),
+        ctx = self._ctx(repository, reference if ":" in reference else None)
+        return manifest_info(
+            headers, digest, reference, f"HEAD manifest {repository}:{reference}", ctx
         )
 
     async def get_manifest(self, repository: str, reference: str) -> Manifest:
@@ -238,8 +234,9 @@ class HttpRegistry:
             digest = media.verify_digest(data, announced, what=what, **ctx)
         else:
             digest = media.compute_digest(data)
-        kind = media.effective_media_type(data, header_type)
-        media.refuse_schema1(kind, **self._ctx(repository, digest))
+        # Parsed here, where the registry and image are known, so a manifest handed out can be
+        # read by every caller and one that cannot is refused naming where it came from.
+        kind = media.parse_manifest(data, header_type, **self._ctx(repository, digest)).media_type
         return Manifest(data, kind, digest)
 
     async def put_manifest(
@@ -428,6 +425,7 @@ class HttpRegistry:
         url: str | None = await self._url(repository, f"referrers/{digest}")
         params = {"artifactType": artifact_type} if artifact_type else None
         found: list[Descriptor] = []
+        pages = Pages(f"referrers of {repository}@{digest}", ctx)
         while url is not None:
             response = await self._send(
                 "GET", url, f"referrers of {repository}@{digest}", missing_ok=True,
@@ -435,6 +433,6 @@ class HttpRegistry:
             )  # fmt: skip
             if response is None:
                 return None
-            found.extend(media.parse_manifest(response.body, media.OCI_INDEX).children)
-            url, params = next_link(response.response), None
+            found.extend(media.parse_manifest(response.body, media.OCI_INDEX, **ctx).children)
+            url, params = pages.next(response.response), None
         return found
