@@ -177,6 +177,21 @@ def output_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+sigstore_trust_config_option = click.option(
+    "--sigstore-trust-config",
+    metavar="FILE",
+    help="The sigstore instance to sign with and trust (a client trust config "
+    "JSON). Default: the public-good instance.",
+)
+
+verify_key_option = click.option(
+    "--verify-key",
+    metavar="FILE",
+    help="The PEM public key signatures must verify with "
+    "(default: the public half of --signing-key, where one is given).",
+)
+
+
 def signing_options(func: F) -> F:
     """How promoted images are signed (cosign's key mode), shared by run and sigcheck."""
     return _apply(
@@ -201,12 +216,7 @@ def signing_options(func: F) -> F:
                 help="Sign keylessly as this Google service account: its identity token is "
                 "minted through IAM Credentials generateIdToken (needs the google extra).",
             ),
-            click.option(
-                "--sigstore-trust-config",
-                metavar="FILE",
-                help="The sigstore instance to sign with and trust (a client trust config "
-                "JSON). Default: the public-good instance.",
-            ),
+            sigstore_trust_config_option,
             click.option(
                 "--signature-format",
                 type=click.Choice(["legacy", "bundle", "both"]),

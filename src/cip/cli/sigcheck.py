@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,7 @@ from cip.cli.options import (
     output_option,
     selection_options,
     signing_options,
+    verify_key_option,
 )
 from cip.cli.signing import KeylessFlags, signing_setup, sigstore_instance
 from cip.errors import ExitCode, UsageError
@@ -34,6 +36,9 @@ from cip.trust.keys import load_public_key
 from cip.trust.signer import KeySigner, KeyVerifier, Verifier
 from cip.trust.signing import SignatureService
 
+if TYPE_CHECKING:
+    from cip.trust.instance import SigstoreInstance
+
 HELP = """Check that every promoted digest (index children included) on every destination
 carries a signature that verifies with --verify-key, or a keyless signature of the identity
 --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] name (trusting
@@ -49,8 +54,7 @@ Exit codes: 0 every signature valid (or repaired); 1 missing or invalid signatur
 
 @click.command("sigcheck", cls=KpromoCommand, help=HELP)
 @manifest_options
-@click.option("--verify-key", metavar="FILE", help="The PEM public key signatures must verify with "
-              "(default: the public half of --signing-key).")  # fmt: skip
+@verify_key_option
 @click.option("--confirm", is_flag=True, help="Repair missing or invalid signatures.")
 @output_option("text or json (default text).")
 @selection_options
@@ -166,6 +170,28 @@ def identity_policy(
         raise UsageError(str(error)) from None
 
 
+def policy_verifier(
+    verify_key: str | None,
+    policy: IdentityPolicy | None,
+    keyless: KeylessFlags,
+    instance: SigstoreInstance | None = None,
+) -> Verifier | None:
+    """The verify policy the flags give, shared by sigcheck and verify: a public key, or a
+    keyless identity trusting `instance` (default: --sigstore-trust-config's); None for none."""
+    if policy is not None:
+        if verify_key is not None:
+            raise UsageError(
+                "--verify-key checks key signatures, --certificate-* keyless ones: give one"
+            )
+        from cip.trust.keyless_verify import LegacyKeylessVerifier  # sigstore: keyless only
+
+        material = (instance or sigstore_instance(keyless)).material
+        return LegacyKeylessVerifier(material, policy)
+    if verify_key is not None:
+        return KeyVerifier(load_public_key(verify_key))
+    return None
+
+
 def _verifier(
     verify_key: str | None,
     setup: SigningSetup | None,
@@ -174,21 +200,16 @@ def _verifier(
 ) -> Verifier:
     signer = setup.service.signer if setup is not None else None
     if policy is not None:
-        if verify_key is not None:
-            raise UsageError(
-                "--verify-key checks key signatures, --certificate-* keyless ones: give one"
-            )
         if isinstance(signer, KeySigner):
             raise UsageError(
                 "--signing-key cannot repair keyless signatures; give --identity-token"
             )
         from cip.trust.keyless import KeylessSigner  # sigstore loads only for keyless checks
-        from cip.trust.keyless_verify import LegacyKeylessVerifier
 
-        instance = (
-            signer.instance if isinstance(signer, KeylessSigner) else sigstore_instance(keyless)
-        )
-        return LegacyKeylessVerifier(instance.material, policy)
+        instance = signer.instance if isinstance(signer, KeylessSigner) else None
+        found = policy_verifier(verify_key, policy, keyless, instance)
+        assert found is not None  # a policy was given
+        return found
     if signer is not None and not isinstance(signer, KeySigner):  # keyless, without a policy
         raise UsageError(
             "checking keyless signatures needs --certificate-identity[-regexp] and "
@@ -198,7 +219,8 @@ def _verifier(
         if signer is None:
             raise UsageError("sigcheck needs --verify-key FILE (or --signing-key)")
         return signer.verifier()
-    verifier = KeyVerifier(load_public_key(verify_key))
+    verifier = policy_verifier(verify_key, None, keyless)
+    assert verifier is not None  # a key was given
     if signer is not None and signer.identity != verifier.identity:
         raise UsageError(
             f"--signing-key is not the private half of --verify-key={verify_key}: "

@@ -3,7 +3,9 @@
 An edge is in place when its destination tag points at its digest; a tagless edge, when the
 digest is in the destination repository. Only edges that are not in place become objects (a
 `Gap`); the others are counted, so verifying registry.k8s.io's 720,478 edges holds no object
-per edge. Pure, like the planner: groups and observed facts in, a `Verification` out.
+per edge. Pure, like the planner: groups and observed facts in, a `Verification` out. With a
+verify policy, the signatures found missing or invalid on the destinations are kept beside
+the gaps (`SignatureCheck`), as data for `report/`.
 """
 
 from __future__ import annotations
@@ -39,11 +41,53 @@ class Gap:
     error: str | None = None  # UNREADABLE: why
 
 
+class SignatureProblem(StrEnum):
+    MISSING = "missing"  # no signature tag for the digest
+    INVALID = "invalid"  # a signature tag whose signatures do not verify under the policy
+    UNREADABLE = "unreadable"  # the digest or its signature could not be read
+
+
+SIGNATURE_ORDER = tuple(SignatureProblem)
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureGap:
+    """A destination digest (an index's children included) without a signature the verify
+    policy accepts."""
+
+    registry: str
+    image: str
+    digest: str
+    problem: SignatureProblem
+    detail: str
+    parent: str | None  # the index this digest is a child of
+    manifest: str  # the manifest line that promotes it
+
+
+@dataclass
+class SignatureCheck:
+    """Signatures checked under a verify policy: how many digests, and every one not signed."""
+
+    checked: int
+    gaps: list[SignatureGap]
+
+    def counts(self) -> dict[SignatureProblem, int]:
+        counts = dict.fromkeys(SIGNATURE_ORDER, 0)
+        for gap in self.gaps:
+            counts[gap.problem] += 1
+        return counts
+
+
 @dataclass
 class Verification:
     groups: Sequence[EdgeGroup]
     edges: int = 0
     gaps: list[Gap] = field(default_factory=list)
+    signatures: SignatureCheck | None = None  # None: no verify policy, signatures not read
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps and not (self.signatures and self.signatures.gaps)
 
     @property
     def in_place(self) -> int:

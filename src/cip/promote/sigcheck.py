@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cip.errors import CipError
+from cip.model.inventory import Inventory
 from cip.model.refs import Registry as RegistryName
 from cip.plan.edges import EdgeGroup
 from cip.promote.inventory import InventoryReader
@@ -91,13 +92,17 @@ async def check_signatures(
     *,
     concurrency: int = 32,
     tally: Tally | None = None,
+    inventory: Inventory | None = None,
 ) -> SigcheckResult:
     """`tally`, when given, counts digests per destination (children with their index); one
-    a destination lacks, or that could not be read, is checked once the inventory says so."""
+    a destination lacks, or that could not be read, is checked once the inventory says so.
+    `inventory`, when the caller already read the destinations (`cip verify`), saves reading
+    them again."""
     tally = tally if tally is not None else Tally("digests", "checked")
     wanted = {(d.name, g.image, g.digest) for g in groups for d in g.destinations}
     tally.expect(len(wanted))
-    inventory = await InventoryReader(pool, concurrency=concurrency).read(groups)
+    if inventory is None:
+        inventory = await InventoryReader(pool, concurrency=concurrency).read(groups)
     limit = asyncio.Semaphore(concurrency)
     targets: dict[tuple[str, str, str], _Target] = {}
     for group in groups:

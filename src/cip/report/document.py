@@ -33,7 +33,8 @@ from cip.report.verification import verification_object
 # 7: `vulnerable` verdicts (--vuln-severity-threshold), with a destination's `vulnerability`.
 # 8: `interruption` counts any command's units: `unit`, `done`, `not_started` (were
 # `edges_done`, `edges_not_started`).
-SCHEMA_VERSION = 8
+# 9: `verification.signatures`: `cip verify`'s signature check under a verify policy.
+SCHEMA_VERSION = 9
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -291,10 +292,11 @@ def verification_json(
     shard: tuple[int, int] | None = None,
 ) -> str:
     """`cip verify`: nothing planned or written (`edges` and `images` stay empty); every edge
-    not in place is in `verification.gaps`."""
+    not in place is in `verification.gaps`, every signature not verified (with a verify
+    policy) in `verification.signatures`."""
     return render_document(
         command="verify",
-        exit_code=ExitCode.FAILED if verification.gaps else ExitCode.OK,
+        exit_code=ExitCode.OK if verification.ok else ExitCode.FAILED,
         dry_run=True,
         summary=summary,
         warnings=warnings,

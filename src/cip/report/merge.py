@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cip.errors import UsageError
-from cip.plan.verification import GAP_ORDER
+from cip.plan.verification import GAP_ORDER, SIGNATURE_ORDER
 from cip.report.rows import ORDER
 
 EDGE_KEYS = tuple(str(action) for action in ORDER)  # the `edges` keys of every document
@@ -93,6 +93,18 @@ def _add(total: dict[str, int], part: Mapping[str, Any] | None, keys: Iterable[s
         total[key] = total.get(key, 0) + int((part or {}).get(key, 0))
 
 
+def _add_signatures(total: dict[str, Any] | None, part: object) -> dict[str, Any] | None:
+    """A shard's `verification.signatures` added to the merged one (null stays null)."""
+    if not isinstance(part, dict):
+        return total
+    if total is None:
+        total = {"checked": 0, "not_verified": {}, "gaps": []}
+    _add(total, part, ("checked",))
+    _add(total["not_verified"], part.get("not_verified"), [str(k) for k in SIGNATURE_ORDER])
+    total["gaps"].extend(part.get("gaps") or [])
+    return total
+
+
 def merged_values(merged: Merged) -> dict[str, Any]:
     """The merged document's values, keyed as the schema names them."""
     edges: dict[str, int] = {}
@@ -104,6 +116,7 @@ def merged_values(merged: Merged) -> dict[str, Any]:
     errors: list[Any] = []
     warnings: dict[str, Any] = {}
     promotions: set[str] = set()
+    signatures: dict[str, Any] | None = None  # null unless some shard checked signatures
     for document in merged.documents:
         body = document.body
         _add(edges, body.get("edges"), EDGE_KEYS)
@@ -111,6 +124,7 @@ def merged_values(merged: Merged) -> dict[str, Any]:
         _add(verified, check, ("edges", "in_place"))
         _add(not_in_place, check.get("not_in_place"), [str(k) for k in GAP_ORDER])
         gaps.extend(check.get("gaps") or [])
+        signatures = _add_signatures(signatures, check.get("signatures"))
         for host, table in (body.get("requests") or {}).items():
             _add(requests.setdefault(host, {}), table, table)
         images.extend(body.get("images") or [])
@@ -152,6 +166,7 @@ def merged_values(merged: Merged) -> dict[str, Any]:
             **verified,
             "not_in_place": not_in_place,
             "gaps": gaps,
+            "signatures": signatures,
             "shards": shards,
             "missing_shards": merged.missing,
         },
@@ -179,6 +194,10 @@ def merged_text(merged: Merged) -> str:
             f"Verified {verification['edges']:,} edges: {verification['in_place']:,} in place"
             f" ({gaps})"
         )
+    signatures = verification["signatures"]
+    if signatures is not None:
+        problems = ", ".join(f"{k} {n:,}" for k, n in signatures["not_verified"].items())
+        lines.append(f"Signatures: {signatures['checked']:,} digests checked ({problems})")
     requests = sum(sum(t.values()) for t in values["requests"].values())
     documents = len(merged.documents)
     of = f" of {merged.count} shards" if merged.count else " documents"
