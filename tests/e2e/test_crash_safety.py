@@ -82,16 +82,25 @@ def test_killed_promotions_never_expose_incomplete_tags_and_rerun_converges(
     path = manifest(tmp_path / "m.yaml", staging.host, [mirror_a.host, mirror_b.host], images)
     chance = random.Random(1734)
     killed = 0
-    for _ in range(KILLS):
+    mirrors = (mirror_a, mirror_b)
+    for attempt in range(KILLS):
+        marks = {m.host: m.mark() for m in mirrors}
         process = subprocess.Popen(
             [sys.executable, "-m", "cip.cli", "run", "--manifest", str(path), "--confirm"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(chance.uniform(0.4, 2.5))
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            killed += 1
+        # Killed after a number of writes, not after a time, so that each run is cut short
+        # however fast the machine is; every third one early, while it plans or starts to copy.
+        target = 0 if attempt % 3 == 0 else chance.randint(1, 15)
+        if attempt % 3 == 0:
+            time.sleep(chance.uniform(0.1, 1.0))
+        while process.poll() is None:
+            if sum(len(writes(m, marks[m.host])) for m in mirrors) >= target:
+                os.kill(process.pid, signal.SIGKILL)
+                killed += 1
+                break
+            time.sleep(0.05)
         process.wait()
         for mirror in (mirror_a, mirror_b):
             assert check(mirror) == [], f"incomplete tags in {mirror.host}"
