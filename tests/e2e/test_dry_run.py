@@ -96,6 +96,10 @@ def test_dry_run_json_groups_by_image_and_digest(
         "failed": [],
         "too-large": [],
         "vulnerable": [],
+        "signature-invalid": [],
+        "signature-missing": [],
+        "provenance-invalid": [],
+        "provenance-missing": [],
     }
     assert document["promotion"] is None and document["summary"]["edges"] == 1
     # Requests per host, method and status: the mirror was only read.

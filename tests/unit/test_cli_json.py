@@ -14,7 +14,10 @@ from tests.cli import SCHEMA, check_json_output, run_cip
 from tests.unit.conftest import D1, write
 
 REPO = Path(__file__).resolve().parents[2]
-ACTIONS = ["copy", "add-tag", "present", "lost", "tag-move", "failed", "too-large", "vulnerable"]
+ACTIONS = [
+    "copy", "add-tag", "present", "lost", "tag-move", "failed", "too-large", "vulnerable",
+    "signature-invalid", "signature-missing", "provenance-invalid", "provenance-missing",
+]  # fmt: skip
 
 
 @pytest.fixture

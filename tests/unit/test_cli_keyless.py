@@ -75,8 +75,8 @@ def test_keyless_flags_that_contradict_others_are_usage_errors(demo: Path, tmp_p
     assert "signing flags" in _usage_error(
         *manifest, "--identity-token", make_token(), "--parse-only"
     )
-    # Runs do not verify staging's signatures yet: the policy flags are refused there.
-    assert "--certificate-identity is not supported yet" in _usage_error(
+    # Runs verify staging with the identity policy, whose flags come in pairs there too.
+    assert "give one of --certificate-oidc-issuer" in _usage_error(
         *manifest, "--certificate-identity", "x"
     )
 

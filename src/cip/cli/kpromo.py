@@ -1,19 +1,17 @@
 """kpromo's invocation, so `kpromo cip` jobs switch by changing the binary.
 
-Three things differ from click's defaults:
+Two things differ from click's defaults:
 - `cip --thin-manifest-dir=… --confirm`, with no command, is `cip run` (kpromo's `cip` runs a
   promotion when called without a subcommand);
 - booleans take Go's `--flag=value` (`--confirm=true`, `--sign=false`), as pflag parses them
-  (false drops the flag, or gives its `--no-` form where it has one);
-- kpromo flags whose capability has not arrived yet are refused by name, never accepted and
-  ignored. A capability that arrives removes its name from `NOT_SUPPORTED_YET` and adds the
-  real option.
+  (false drops the flag, or gives its `--no-` form where it has one).
+
+Every flag of kpromo's `cip` is a flag of `cip run` (tests/unit/test_cli_kpromo.py lists them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -23,45 +21,6 @@ from cip.cli.params import parse_go_bool
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_COMMAND = "run"
-
-
-@dataclass(frozen=True, slots=True)
-class PendingFlag:
-    """A kpromo flag cip does not implement yet; `boolean` flags may still be given as false."""
-
-    name: str
-    boolean: bool = False
-
-
-NOT_SUPPORTED_YET: tuple[PendingFlag, ...] = (
-    # verifying staging's keyless signatures during a run (cip sigcheck has them)
-    PendingFlag("--certificate-identity"),
-    PendingFlag("--certificate-identity-regexp"),
-    PendingFlag("--certificate-oidc-issuer"),
-    PendingFlag("--certificate-oidc-issuer-regexp"),
-)
-
-
-def _refuse(ctx: click.Context, param: click.Parameter, value: object) -> object:
-    # A boolean given as false (`--sign=false`) asks for what cip does anyway: accepted.
-    if value not in (None, False):
-        raise click.UsageError(f"{param.opts[0]} is not supported yet", ctx)
-    return value
-
-
-def not_supported_yet_options(func: F) -> F:
-    """Hidden options for every pending kpromo flag, each refusing itself when given."""
-    for flag in NOT_SUPPORTED_YET:
-        func = click.option(
-            flag.name,
-            f"pending_{flag.name.lstrip('-').replace('-', '_')}",
-            is_flag=flag.boolean,
-            default=None,
-            hidden=True,
-            expose_value=False,
-            callback=_refuse,
-        )(func)
-    return func
 
 
 class KpromoCommand(click.Command):

@@ -288,34 +288,36 @@ def max_image_size_option(default: int | None, help_text: str) -> Callable[[F], 
     )
 
 
+def keyless_policy_flags() -> list[Callable[[Any], Any]]:
+    """The identity a keyless signature must carry, as cosign verify names it."""
+    return [
+        click.option(
+            "--certificate-identity",
+            metavar="ID",
+            help="Keyless signatures must be certified for exactly this identity "
+            "(an email or URI of the certificate).",
+        ),
+        click.option(
+            "--certificate-identity-regexp",
+            metavar="RE",
+            help="Keyless signatures' identity must match this regular expression.",
+        ),
+        click.option(
+            "--certificate-oidc-issuer",
+            metavar="URL",
+            help="Keyless signatures must be certified for an identity of this OIDC issuer.",
+        ),
+        click.option(
+            "--certificate-oidc-issuer-regexp",
+            metavar="RE",
+            help="Keyless signatures' OIDC issuer must match this regular expression.",
+        ),
+    ]
+
+
 def keyless_policy_options(func: F) -> F:
     """The identity a keyless signature must carry, as cosign verify names it."""
-    return _apply(
-        func,
-        [
-            click.option(
-                "--certificate-identity",
-                metavar="ID",
-                help="Keyless signatures must be certified for exactly this identity "
-                "(an email or URI of the certificate).",
-            ),
-            click.option(
-                "--certificate-identity-regexp",
-                metavar="RE",
-                help="Keyless signatures' identity must match this regular expression.",
-            ),
-            click.option(
-                "--certificate-oidc-issuer",
-                metavar="URL",
-                help="Keyless signatures must be certified for an identity of this OIDC issuer.",
-            ),
-            click.option(
-                "--certificate-oidc-issuer-regexp",
-                metavar="RE",
-                help="Keyless signatures' OIDC issuer must match this regular expression.",
-            ),
-        ],
-    )
+    return _apply(func, keyless_policy_flags())
 
 
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
 
 from cip.cli.handling import handle_cip_errors, print_diagnostics
 from cip.cli.interrupts import Interrupted, until_signalled
-from cip.cli.kpromo import KpromoCommand, not_supported_yet_options
+from cip.cli.kpromo import KpromoCommand
 from cip.cli.logs import log_level_option
 from cip.cli.loop import run_coroutine
 from cip.cli.network import NetworkFlags
@@ -29,7 +30,8 @@ from cip.cli.options import (
     signing_options,
 )
 from cip.cli.signing import KeylessFlags, signing_setup
-from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
+from cip.cli.verification import VerificationFlags, staging_policy, verification_options
+from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options_sharing_key
 from cip.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from cip.promote.signing import SigningSetup
     from cip.registry.pool import RegistryPool
     from cip.registry.snapshot import RegistrySnapshot
+    from cip.trust.judge import StagingPolicy
     from cip.vuln.gate import VulnGate
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,20 @@ Examples:
 
 \b
 Booleans also take Go's form (--confirm=true, --sign=false), and --threads is
---concurrency, as kpromo cip reads them. kpromo flags whose capability has not
-arrived (--certificate-* until runs verify staging's signatures) are refused,
-never ignored.
+--concurrency, as kpromo cip reads them.
+
+\b
+Staging is verified before anything is copied, in dry runs too, when a policy
+is given (--verify-key, --certificate-identity[-regexp] with
+--certificate-oidc-issuer[-regexp]): signatures and SLSA provenance attached to
+an image must verify if present (--require-signature, --require-provenance:
+also when absent).
 
 \b
 Exit codes: 0 ok (warnings do not change it); 1 lost images, refused tag
-moves, failed edges or images held back by --max-image-size or
---vuln-severity-threshold; 2 invalid manifests or usage; 130/143 interrupted.
+moves, failed edges or images held back (--max-image-size,
+--vuln-severity-threshold, staging's signatures or provenance); 2 invalid
+manifests or usage; 130/143 interrupted.
 """
 
 
@@ -110,10 +119,10 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
     "Hold back copies of images whose compressed size (config and layers, all platforms) "
     "is above MIB mebibytes: a too-large verdict, exit 1.",
 )
-@vulnerability_options
+@vulnerability_options_sharing_key
 @log_level_option
-@not_supported_yet_options
 @signing_options
+@verification_options
 @handle_cip_errors
 def run_command(
     manifests: tuple[str, ...],
@@ -147,6 +156,7 @@ def run_command(
     max_signature_copies: int,
     max_image_size: int | None,
     vuln: VulnFlags,
+    verification: VerificationFlags,
 ) -> None:
     snapshot_mode = snapshot is not None or manifest_snapshot_of is not None
     allowed = SNAPSHOT_OUTPUTS if snapshot_mode else RUN_OUTPUTS
@@ -178,6 +188,11 @@ def run_command(
             "signing flags (--signing-key, --identity-token, --signer-account, --sign) cannot be "
             "combined with --parse-only or a snapshot"
         )
+    if verification.given() and (parse_only or snapshot_mode):
+        raise click.UsageError(
+            f"{verification.given()[0]} verifies staging before a promotion: it cannot be "
+            "combined with --parse-only or a snapshot"
+        )
     if confirm and (parse_only or snapshot_mode):
         raise click.UsageError("--confirm cannot be combined with --parse-only or a snapshot")
     if (vuln.vuln_severity_threshold is not None or vuln.given()) and (parse_only or snapshot_mode):
@@ -195,7 +210,10 @@ def run_command(
 
     shard = Shard(*sharding) if sharding is not None else None
     network.limits()  # a malformed --rate-limit is refused even where no registry is read
-    gate = vuln_gate(vuln, network.options())
+    # One --verify-key: staging's signatures and provenance, and (with a threshold) the gate's
+    # vulnerability attestations.
+    shared_key = verification.verify_key if vuln.vuln_severity_threshold is not None else None
+    gate = vuln_gate(replace(vuln, verify_key=shared_key), network.options())
 
     if snapshot is not None:
         from cip.report.text import snapshot_notes
@@ -245,6 +263,11 @@ def run_command(
         copy_attached=copy_attached,
         max_signature_ops=max_signature_ops,
         max_signature_copies=max_signature_copies,
+        verifying_keyless=verification.certificate_identity is not None
+        or verification.certificate_identity_regexp is not None,
+    )
+    staging = staging_policy(
+        verification, keyless, signing.service.signer if signing is not None else None
     )
     selection = Selection(diff_base, manifest_diff_since, use_prow_manifest_diff, images, shard)
     groups = select(validated, selection)
@@ -268,6 +291,7 @@ def run_command(
                     max_image_size,
                     gate if gate is not None and gate.policy.active else None,
                     tally,
+                    staging,
                 )
             )
         )
@@ -308,6 +332,7 @@ async def _run(
     max_image_size: int | None,
     vuln_gate: VulnGate | None,
     tally: EdgeTally,
+    staging: StagingPolicy | None,
 ) -> RunOutcome:
     from cip.promote.pipeline import Phase, run_phases
     from cip.report.progress import RequestProgress
@@ -328,6 +353,7 @@ async def _run(
             progress=RequestProgress,
             signing=signing,
             tally=tally,
+            staging=staging,
         )
     return outcome
 

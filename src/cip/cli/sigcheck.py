@@ -22,6 +22,7 @@ from cip.cli.options import (
     verify_key_option,
 )
 from cip.cli.signing import KeylessFlags, signing_setup, sigstore_instance
+from cip.cli.verification import identity_policy
 from cip.errors import ExitCode, UsageError
 from cip.plan.edges import EdgeGroup
 from cip.plan.planner import SigningPolicy
@@ -147,27 +148,6 @@ def sigcheck_command(
         click.echo(sigcheck_text(result, confirm=confirm))
     if not result.ok:
         sys.exit(int(ExitCode.FAILED))
-
-
-def identity_policy(
-    identity: str | None,
-    identity_regexp: str | None,
-    issuer: str | None,
-    issuer_regexp: str | None,
-) -> IdentityPolicy | None:
-    """cosign's identity flags as a policy: one of each pair, both pairs, or none at all."""
-    if identity is None and identity_regexp is None and issuer is None and issuer_regexp is None:
-        return None
-    if (identity is None) == (identity_regexp is None):
-        raise UsageError("give one of --certificate-identity and --certificate-identity-regexp")
-    if (issuer is None) == (issuer_regexp is None):
-        raise UsageError(
-            "give one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp"
-        )
-    try:
-        return IdentityPolicy(identity, identity_regexp, issuer, issuer_regexp)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
 
 
 def policy_verifier(

@@ -29,8 +29,9 @@ from cip.cli.options import (
     sigstore_trust_config_option,
     verify_key_option,
 )
-from cip.cli.sigcheck import identity_policy, policy_verifier
+from cip.cli.sigcheck import policy_verifier
 from cip.cli.signing import KeylessFlags
+from cip.cli.verification import identity_policy
 from cip.errors import ExitCode
 from cip.plan.edges import EdgeGroup
 from cip.plan.shards import Shard

@@ -70,7 +70,17 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def vulnerability_options(func: F) -> F:
     """The gate's options; the command receives them as `vuln: VulnFlags`."""
-    names = [f.name for f in fields(VulnFlags)]
+    return _vulnerability_options(func, with_key=True)
+
+
+def vulnerability_options_sharing_key(func: F) -> F:
+    """The gate's options without `--verify-key`: `cip run` declares that flag once, for
+    staging's verification and the gate's attestations alike, and fills `verify_key` in."""
+    return _vulnerability_options(func, with_key=False)
+
+
+def _vulnerability_options(func: F, *, with_key: bool) -> F:
+    names = [f.name for f in fields(VulnFlags) if with_key or f.name != "verify_key"]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -128,13 +138,16 @@ def vulnerability_options(func: F) -> F:
             help="Trivy uses the database it has and makes no network request for it "
             "(--skip-db-update --skip-java-db-update --offline-scan).",
         ),
-        click.option(
-            "--verify-key",
-            metavar="FILE",
-            help="Read cosign vulnerability attestations (.att) signed by this public key "
-            "(cosign.pub).",
-        ),
     ]
+    if with_key:
+        options.append(
+            click.option(
+                "--verify-key",
+                metavar="FILE",
+                help="Read cosign vulnerability attestations (.att) signed by this public key "
+                "(cosign.pub).",
+            )
+        )
     decorated: Callable[..., Any] = wrapper
     for option in reversed(options):
         decorated = option(decorated)

@@ -33,11 +33,28 @@ class Action(StrEnum):
     FAILED = "failed"
     TOO_LARGE = "too-large"  # a copy held back by --max-image-size (cip.promote.imagesize)
     VULNERABLE = "vulnerable"  # a write held back by the vulnerability gate (promote.vulngate)
+    # Writes held back by the verification of staging (cip.promote.validate): a signature that
+    # does not verify, none when one is required; the same for build provenance.
+    SIGNATURE_INVALID = "signature-invalid"
+    SIGNATURE_MISSING = "signature-missing"
+    PROVENANCE_INVALID = "provenance-invalid"
+    PROVENANCE_MISSING = "provenance-missing"
 
 
-PROBLEMS = (Action.LOST, Action.TAG_MOVE, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)
+HELD_BACK_BY_STAGING = (
+    Action.SIGNATURE_INVALID,
+    Action.SIGNATURE_MISSING,
+    Action.PROVENANCE_INVALID,
+    Action.PROVENANCE_MISSING,
+)
+PROBLEMS = (
+    Action.LOST, Action.TAG_MOVE, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE,
+    *HELD_BACK_BY_STAGING,
+)  # fmt: skip
 # Verdicts every edge of the digest shares.
-WHOLE_DIGEST = (Action.LOST, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)
+WHOLE_DIGEST = (
+    Action.LOST, Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE, *HELD_BACK_BY_STAGING,
+)  # fmt: skip
 # Verdicts after which the digest is at the destination and cip may write there: the ones that
 # get signature steps (and whose steps count as done once promoted).
 SIGNED_ACTIONS = (Action.COPY, Action.ADD_TAG, Action.PRESENT)
@@ -109,13 +126,13 @@ class Verdict:
     group: int  # index into Plan.groups
     destination: Registry
     # copy / add-tag / present; tag-move (tags_to_add are then held back, nothing is written);
-    # lost, failed, too-large (--max-image-size) or vulnerable (the vulnerability gate) for
-    # the whole digest
+    # lost, failed, too-large (--max-image-size), vulnerable (the vulnerability gate) or held
+    # back by staging's verification (signature-invalid, …) for the whole digest
     action: Action
     tags_present: tuple[str, ...] = ()
     tags_to_add: tuple[str, ...] = ()
     tag_moves: tuple[TagMove, ...] = ()
-    error: str | None = None  # why, for failed, too-large and vulnerable
+    error: str | None = None  # why, for failed and every verdict that holds a write back
     fresh: bool = False  # the destination repository did not exist when planned
     copied_untagged: bool = False  # a tag moved under a running copy: the digest got there
     parent: ParentIndex | None = None  # for a lost digest: the listed index that has it

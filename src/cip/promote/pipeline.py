@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from cip.promote.inventory import ProgressCallback
     from cip.promote.signing import SigningSetup
     from cip.registry.pool import RegistryPool
+    from cip.trust.judge import StagingPolicy
     from cip.vuln.gate import VulnGate
 
 
@@ -217,22 +218,21 @@ async def run_phases(
     signing: SigningSetup | None = None,
     vuln_gate: VulnGate | None = None,
     tally: EdgeTally | None = None,
+    staging: StagingPolicy | None = None,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
-    `max_image_size` (MiB) holds back copies of larger images in the validate phase, and
-    `vuln_gate` writes of images it fails.
+    `staging` verifies staging's signatures and provenance (phases provenance and validate:
+    one read serves both); `max_image_size` (MiB) holds back copies of larger images in the
+    validate phase, and `vuln_gate` writes of images it fails.
 
     `tally`, when given, is kept up to date with how far the run got (see `EdgeTally`).
-
-    provenance, validate, sign and attest belong to the trust capability of the roadmap and
-    pass through for now, so the order and the stopping point are already what operators of
-    upstream expect.
     """
     from cip.plan.planner import Action
     from cip.promote.executor import EdgeTally, execute
     from cip.promote.imagesize import hold_back_large_images
     from cip.promote.signing import fold_signing, sign_phase
+    from cip.promote.validate import verify_staging
     from cip.promote.vulngate import hold_back_vulnerable
 
     done: list[Phase] = []
@@ -260,8 +260,15 @@ async def run_phases(
         f"{len(planned.verdicts):,} destination verdicts{_signature_steps(planned)}"
         f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s",
     )
-    finished(Phase.PROVENANCE, "not checked (no provenance policy configured)")
     validated = "no signature policy configured"
+    if staging is None:
+        finished(Phase.PROVENANCE, "not checked (no verification policy configured)")
+    else:
+        start, before = time.monotonic(), pool.counter.total
+        planned, found = await verify_staging(planned, pool, staging, concurrency=concurrency)
+        took = f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s"
+        finished(Phase.PROVENANCE, f"provenance of {found.line('provenance')}{took}")
+        validated = f"signatures of {found.line('signature')}"
     if max_image_size is not None:
         planned = await hold_back_large_images(
             planned, pool, max_image_size, concurrency=concurrency

@@ -20,7 +20,7 @@ from cip.plan.edges import EdgeSummary, summarize
 from cip.plan.planner import Action, Plan, SignatureStep, Verdict
 from cip.plan.verification import Verification
 from cip.report.merge import Merged, merged_values
-from cip.report.rows import ORDER, digest_rows, promotion_result, signature_totals
+from cip.report.rows import EXPLAINED, ORDER, digest_rows, promotion_result, signature_totals
 from cip.report.verification import verification_object
 
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
@@ -34,7 +34,9 @@ from cip.report.verification import verification_object
 # 8: `interruption` counts any command's units: `unit`, `done`, `not_started` (were
 # `edges_done`, `edges_not_started`).
 # 9: `verification.signatures`: `cip verify`'s signature check under a verify policy.
-SCHEMA_VERSION = 9
+# 10: verdicts of staging's verification (`signature-invalid`, `signature-missing`,
+# `provenance-invalid`, `provenance-missing`).
+SCHEMA_VERSION = 10
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
     from cip.audit.reconcile import ReconcileResult
@@ -47,7 +49,6 @@ INTERRUPT_EXIT_CODES: dict[Signal, int] = {"SIGINT": 130, "SIGTERM": 143}
 # The commands that write a document.
 COMMANDS = ("run", "verify", "sigcheck", "replicate-signatures", "audit reconcile", "check")
 
-EXPLAINED = (Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE)  # verdicts whose `error` says why
 RequestTable = Mapping[str, Mapping[str, int]]  # host -> "METHOD status" -> count
 
 

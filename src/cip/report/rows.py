@@ -6,15 +6,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cip.plan.planner import SIGNED_ACTIONS, Action, Plan, SignatureStep, Verdict
+from cip.plan.planner import (
+    HELD_BACK_BY_STAGING,
+    SIGNED_ACTIONS,
+    Action,
+    Plan,
+    SignatureStep,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from cip.promote.copy import CopyStats  # annotations only: no event loop for --parse-only
 
 ORDER = (
     Action.COPY, Action.ADD_TAG, Action.PRESENT, Action.LOST, Action.TAG_MOVE, Action.FAILED,
-    Action.TOO_LARGE, Action.VULNERABLE,
+    Action.TOO_LARGE, Action.VULNERABLE, *HELD_BACK_BY_STAGING,
 )  # fmt: skip
+# Verdicts only some runs can give (a flag asks for them): text totals name them when they occur.
+OPTIONAL = (Action.TOO_LARGE, Action.VULNERABLE, *HELD_BACK_BY_STAGING)
+# Verdicts whose `error` says why.
+EXPLAINED = (Action.FAILED, Action.TOO_LARGE, Action.VULNERABLE, *HELD_BACK_BY_STAGING)
 
 
 @dataclass

@@ -9,13 +9,18 @@ from typing import TYPE_CHECKING
 from cip.errors import Unreachable
 from cip.model.refs import Registry, short_digest
 from cip.plan.edges import EdgeSummary
-from cip.plan.planner import Action, Plan, Verdict
-from cip.report.rows import ORDER, DigestRow, digest_rows, promotion_result, signature_totals
+from cip.plan.planner import HELD_BACK_BY_STAGING, Action, Plan, Verdict
+from cip.report.rows import (
+    OPTIONAL,
+    ORDER,
+    DigestRow,
+    digest_rows,
+    promotion_result,
+    signature_totals,
+)
 
 if TYPE_CHECKING:
     from cip.promote.copy import CopyStats  # annotations only: no event loop for --parse-only
-
-HELD_BACK = (Action.TOO_LARGE, Action.VULNERABLE)
 
 SUMMARY_LABELS = (
     ("manifests", "Manifests"),
@@ -80,6 +85,11 @@ def _problem_lines(plan: Plan, rows: list[DigestRow]) -> list[str]:
         vulnerable = row.by_action.get(Action.VULNERABLE, [])
         if vulnerable:
             lines.append(f"  vulnerable {ref} ({row.where}): {vulnerable[0].error}")
+        for action in HELD_BACK_BY_STAGING:
+            held = row.by_action.get(action, [])
+            if held:
+                source = _repository(plan.groups[held[0].group].source, row.image)
+                lines.append(f"  {action} {ref} ({row.where}) in {source}: {held[0].error}")
     return lines
 
 
@@ -141,8 +151,8 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
         f"{action} {counts.get(action, 0):,}"
         for action in ORDER
         # held-back verdicts only show when a gate (--max-image-size, the vulnerability
-        # threshold) held something back
-        if action not in HELD_BACK or counts.get(action)
+        # threshold, staging's verification) held something back
+        if action not in OPTIONAL or counts.get(action)
     )
     written = None if dry_run or stats is None else promotion_result(plan, stats)
     mode = written or "dry run: nothing written"

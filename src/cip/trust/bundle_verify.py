@@ -17,9 +17,8 @@ from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
 
 from cip.trust.bundles import SIGN_PREDICATE_TYPE
+from cip.trust.dsse import IN_TOTO_PAYLOAD_TYPE
 from cip.trust.identity import IdentityPolicy, certificate_policy
-
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 @dataclass
@@ -35,17 +34,26 @@ class BundleVerifier:
     def problem(self, data: bytes, digest: str) -> str | None:
         """Why the bundle is no valid signature of `digest`, or None when it is."""
         try:
+            payload = self.verified_statement(data)
+        except ValueError as error:
+            return str(error)
+        return _statement_problem(payload, digest)
+
+    def verified_statement(self, data: bytes) -> bytes:
+        """The in-toto statement the bundle's DSSE envelope signs, once the bundle verifies
+        (certificate, transparency log entry, identity policy, signature); ValueError why not."""
+        try:
             bundle = Bundle.from_json(data)
         except (SigstoreError, ValueError) as error:
-            return f"not a sigstore bundle ({_first_line(error)})"
+            raise ValueError(f"not a sigstore bundle ({_first_line(error)})") from None
         policy = self.policy or certificate_policy(bundle.signing_certificate)
         try:
             payload_type, payload = self._verifier.verify_dsse(bundle, policy)
         except (SigstoreError, ValueError) as error:
-            return f"the bundle does not verify: {_first_line(error)}"
+            raise ValueError(f"the bundle does not verify: {_first_line(error)}") from None
         if payload_type != IN_TOTO_PAYLOAD_TYPE:
-            return f"the bundle signs a {payload_type} payload, not an in-toto statement"
-        return _statement_problem(payload, digest)
+            raise ValueError(f"the bundle signs a {payload_type} payload, not an in-toto statement")
+        return payload
 
     def signer_of(self, data: bytes, digest: str) -> str | None:
         if self.problem(data, digest) is not None:

@@ -5,6 +5,9 @@ signature is over the pre-authentication encoding `DSSEv1 <len> <type> <len> <pa
 (DSSE protocol.md), here ECDSA P-256 over SHA-256 as cosign's key mode signs it. Written here:
 the encoding is one line, and the libraries that carry it (securesystemslib) key signatures by
 keyid, while cosign writes an empty keyid for every signature.
+
+`envelope_bytes` writes an envelope as cosign does (field order payloadType, payload,
+signatures; no spaces), so cip's `.att` layers look like cosign's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -68,3 +72,13 @@ def parse_envelope(data: bytes) -> Envelope:
     except binascii.Error:
         raise ValueError("not a DSSE envelope (payload or a signature is not base64)") from None
     return Envelope(payload_type, body, sigs)
+
+
+def envelope_bytes(payload_type: str, payload: bytes, signatures: list[bytes]) -> bytes:
+    """The envelope as cosign writes it: an empty keyid for every signature."""
+    document = {
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": "", "sig": base64.b64encode(s).decode()} for s in signatures],
+    }
+    return json.dumps(document, separators=(",", ":")).encode()

@@ -13,6 +13,11 @@ and cip does it itself. A layer is valid only when every one of these holds:
    (RFC 8785) of `{body, integratedTime, logID, logIndex}`;
 7. the logged entry (hashedrekord) is this one: the SHA-256 of this payload, this signature and
    this certificate, so a valid SET of another entry does not vouch for this layer.
+
+A keyless `.att` layer is checked the same way (`envelope_problem`), with the DSSE envelope's
+signature over its pre-authentication encoding, and a logged `dsse` entry (Rekor's dsse 0.0.1,
+what sigstore clients log for envelopes) naming this payload, this signature and this
+certificate. cosign's older `intoto` entries are not read.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +46,7 @@ from cryptography.x509.verification import (
 )
 
 from cip.trust.attached import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION
+from cip.trust.dsse import Envelope, pae
 from cip.trust.identity import IdentityPolicy, certificate_policy
 from cip.trust.instance import LogKey, TrustMaterial
 
@@ -209,6 +215,41 @@ def _logged_entry_problem(
     return None
 
 
+def _logged_envelope_problem(
+    body: bytes, payload: bytes, signature: bytes, leaf: x509.Certificate
+) -> str | None:
+    try:
+        entry: Any = json.loads(body)
+        kind = entry["kind"]
+        spec = entry["spec"]
+        digest = spec["payloadHash"]
+        logged = [
+            (base64.b64decode(s["signature"]), base64.b64decode(s["verifier"]))
+            for s in spec["signatures"]
+        ]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return "the Rekor entry is not a dsse entry"
+    if kind != "dsse":
+        return f"the Rekor entry is a {kind} entry, not dsse"
+    if (
+        digest.get("algorithm") != "sha256"
+        or digest.get("value") != hashlib.sha256(payload).hexdigest()
+    ):
+        return "the Rekor entry is for another payload"
+    for logged_signature, verifier in logged:
+        if logged_signature != signature:
+            continue
+        try:
+            if x509.load_pem_x509_certificate(verifier) == leaf:
+                return None
+        except ValueError:
+            continue
+    return "the Rekor entry is for another signature or certificate"
+
+
+EntryCheck = Callable[[bytes, bytes, bytes, x509.Certificate], str | None]
+
+
 @dataclass(frozen=True)
 class LegacyKeylessVerifier:
     """Verifies legacy keyless `.sig` layers; `policy` None accepts any identity and names each
@@ -241,7 +282,36 @@ class LegacyKeylessVerifier:
             return str(rejected)
         return None
 
-    def _check(self, payload: bytes, annotations: Mapping[str, str]) -> x509.Certificate:
+    def envelope_problem(self, envelope: Envelope, annotations: Mapping[str, str]) -> str | None:
+        """Why a keyless `.att` layer (its envelope and annotations) is not a valid signature,
+        or None when one of the envelope's signatures is."""
+        reasons: list[str] = []
+        for signature in envelope.signatures or (b"",):
+            try:
+                self._check(
+                    envelope.payload,
+                    annotations,
+                    signed=pae(envelope.payload_type, envelope.payload),
+                    signature=signature,
+                    logged=_logged_envelope_problem,
+                )
+            except Rejected as rejected:
+                reasons.append(str(rejected))
+                continue
+            return None
+        return "; ".join(dict.fromkeys(reasons))
+
+    def _check(
+        self,
+        payload: bytes,
+        annotations: Mapping[str, str],
+        *,
+        signed: bytes | None = None,
+        signature: bytes | None = None,
+        logged: EntryCheck = _logged_entry_problem,
+    ) -> x509.Certificate:
+        """`signed` (default: the payload) is what the signature covers; `signature` (default:
+        the layer's annotation) the signature; `logged` checks the Rekor entry against both."""
         text = annotations.get(CERTIFICATE_ANNOTATION)
         if not text:
             raise Rejected("no certificate (not a keyless signature)")
@@ -249,8 +319,9 @@ class LegacyKeylessVerifier:
             leaf = x509.load_pem_x509_certificate(text.encode())
         except ValueError:
             raise Rejected("the certificate annotation is not a PEM certificate") from None
-        signature = _b64(annotations.get(SIGNATURE_ANNOTATION), "the signature")
-        if not _verify_ecdsa(leaf.public_key(), signature, payload):
+        if signature is None:
+            signature = _b64(annotations.get(SIGNATURE_ANNOTATION), "the signature")
+        if not _verify_ecdsa(leaf.public_key(), signature, payload if signed is None else signed):
             raise Rejected(
                 "the signature does not verify over the payload with the certificate's key"
             )
@@ -263,7 +334,7 @@ class LegacyKeylessVerifier:
             problem = self.policy.problem(leaf)
             if problem is not None:
                 raise Rejected(problem)
-        self._entry(entry, payload, signature, leaf)
+        self._entry(entry, payload, signature, leaf, logged)
         return leaf
 
     @staticmethod
@@ -279,7 +350,12 @@ class LegacyKeylessVerifier:
             raise Rejected("the certificate's ExtendedKeyUsage lacks codeSigning")
 
     def _entry(
-        self, entry: _Entry, payload: bytes, signature: bytes, leaf: x509.Certificate
+        self,
+        entry: _Entry,
+        payload: bytes,
+        signature: bytes,
+        leaf: x509.Certificate,
+        logged: EntryCheck,
     ) -> None:
         try:
             log_id = bytes.fromhex(entry.log_id)
@@ -300,8 +376,6 @@ class LegacyKeylessVerifier:
         )
         if not _verify_ecdsa(key.key, entry.set, canonical):
             raise Rejected("the signed entry timestamp does not verify with the Rekor key")
-        problem = _logged_entry_problem(
-            _b64(entry.body, "the Rekor entry body"), payload, signature, leaf
-        )
+        problem = logged(_b64(entry.body, "the Rekor entry body"), payload, signature, leaf)
         if problem is not None:
             raise Rejected(problem)
