@@ -87,6 +87,7 @@ def test_dry_run_json_groups_by_image_and_digest(
                 "error": None,
                 "signature": None,
                 "vulnerability": None,
+                "attestation": None,
             }
         ],
         "add-tag": [],

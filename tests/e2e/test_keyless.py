@@ -4,6 +4,7 @@ and `cip sigcheck` verifying keyless signatures offline with an identity policy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from cip.registry.connect import open_http_registry
 from cip.trust.attached import CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, signature_tag
+from cip.trust.dsse import parse_envelope
 from cip.trust.identity import IdentityPolicy
 from cip.trust.instance import load_instance
 from cip.trust.keyless_verify import LegacyKeylessVerifier
@@ -19,6 +21,8 @@ from cip.trust.simplesigning import parse_payload
 from cip.trust.store import read_attached, read_blob
 from tests.e2e.conftest import push_images, run_cip, writes
 from tests.e2e.signatures import all_digests
+from tests.e2e.staging_fixtures import pae
+from tests.e2e.test_attest import att_layers
 from tests.e2e.test_dry_run import manifest
 from tests.e2e.test_promote import dmap
 from tests.lab.images import Image, oci_image, oci_index
@@ -104,7 +108,8 @@ def test_keyless_run_signs_each_digest_once_everywhere_and_a_rerun_asks_nothing(
         in done.stderr
     )
     after = sigstore_lab.stats()
-    assert after["entries"] - before["entries"] == len(digests)  # one Rekor entry per digest
+    # One Rekor entry per signed digest, and one per promotion attestation (of listed digests).
+    assert after["entries"] - before["entries"] == len(digests) + len(catalog)
     assert after["certificates"] - before["certificates"] == 1
 
     verifier = LegacyKeylessVerifier(
@@ -120,6 +125,7 @@ def test_keyless_run_signs_each_digest_once_everywhere_and_a_rerun_asks_nothing(
                 assert parse_payload(data).digest == digest
                 assert verifier.problem(data, annotations) is None
                 assert openssl_verifies_with_certificate(data, annotations, tmp_path / digest[7:19])
+            assert_keyless_attestation(mirror, f"prod/{name}", image.digest, verifier, tmp_path)
 
     marks = {lab.host: lab.mark() for lab in (staging, *mirrors)}
     # The rerun takes its token from SIGSTORE_ID_TOKEN, as `--sign` asks.
@@ -130,6 +136,7 @@ def test_keyless_run_signs_each_digest_once_everywhere_and_a_rerun_asks_nothing(
     )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
     assert "phase sign: 0 signatures made, 0 replicated" in again.stderr
+    assert "phase attest: 0 promotion attestations made, 0 replicated" in again.stderr
     assert sigstore_lab.stats()["entries"] == after["entries"]
     assert sigstore_lab.stats()["certificates"] == after["certificates"]
     for lab in (staging, *mirrors):
@@ -148,6 +155,34 @@ def test_keyless_run_signs_each_digest_once_everywhere_and_a_rerun_asks_nothing(
     )  # fmt: skip
     assert someone.returncode == 1, someone.stdout + someone.stderr
     assert f"certificate is for {IDENTITY}, not https://cip.test/other" in someone.stdout
+
+
+def assert_keyless_attestation(
+    lab: LabRegistry, repository: str, digest: str, verifier: LegacyKeylessVerifier, scratch: Path
+) -> None:
+    """The one promotion attestation of a digest: a keyless `.att` layer whose envelope cip's
+    verifier accepts, and whose signature openssl verifies over the DSSE encoding with the key
+    of the layer's certificate."""
+    (layer,) = [
+        (data, notes) for data, notes in att_layers(lab, repository, digest)
+        if notes.get("predicateType") == "https://k8s.io/promo-tools/promotion/v1"
+    ]  # fmt: skip
+    data, annotations = layer
+    assert annotations[SIGNATURE_ANNOTATION] == ""
+    assert {
+        CERTIFICATE_ANNOTATION,
+        "dev.sigstore.cosign/chain",
+        "dev.sigstore.cosign/bundle",
+    } <= set(annotations)
+    assert verifier.envelope_problem(parse_envelope(data), annotations) is None
+    document = json.loads(data)
+    payload = base64.b64decode(document["payload"])
+    assert json.loads(payload)["subject"][0]["digest"] == {"sha256": digest[7:]}
+    (signature,) = document["signatures"]
+    signed = {**annotations, SIGNATURE_ANNOTATION: signature["sig"]}
+    assert openssl_verifies_with_certificate(
+        pae(document["payloadType"], payload), signed, scratch / f"att-{digest[7:19]}"
+    )
 
 
 def test_an_expired_token_fails_the_images_with_a_message_and_keeps_the_copy(

@@ -23,6 +23,8 @@ from tests.e2e.test_keyless import keyless_lab, keyless_layers
 from tests.lab.registry_lab import LabRegistry
 from tests.lab.sigstore_lab import IDENTITY, ISSUER, LAB_FOLDER, SigstoreLab, make_token
 
+PROMOTION = "https://k8s.io/promo-tools/promotion/v1"
+
 
 def referrer_manifests(lab: LabRegistry, repository: str, digest: str) -> list[dict[str, object]]:
     async def read() -> list[dict[str, object]]:
@@ -80,7 +82,8 @@ def test_both_formats_write_a_verifiable_bundle_referrer_and_a_sig_once_per_dige
     assert done.returncode == 0, done.stdout + done.stderr
     digests = all_digests(catalog.values())
     after = sigstore_lab.stats()
-    assert after["entries"] - before["entries"] == 2 * len(digests)  # a .sig and a bundle each
+    # A .sig and a bundle per digest; an .att layer and a bundle per listed digest's promotion.
+    assert after["entries"] - before["entries"] == 2 * len(digests) + 2 * len(catalog)
 
     trusted_root = load_instance(str(sigstore_lab.trust_config)).config.trusted_root
     python_verifier = BundleVerifier(trusted_root, IdentityPolicy(identity=IDENTITY, issuer=ISSUER))
@@ -90,7 +93,9 @@ def test_both_formats_write_a_verifiable_bundle_referrer_and_a_sig_once_per_dige
                 repository = f"prod/{name}"
                 layers = keyless_layers(mirror, repository, digest)
                 assert layers is not None and len(layers) == 1
-                (manifest,) = referrer_manifests(mirror, repository, digest)
+                manifests = referrer_manifests(mirror, repository, digest)
+                manifest = manifests[0]  # the signature's, written first
+                assert len(manifests) == (2 if digest == image.digest else 1)
                 assert manifest["artifactType"] == BUNDLE_MEDIA_TYPE
                 assert manifest["config"] == {  # type: ignore[comparison-overlap]
                     "mediaType": OCI_EMPTY_JSON,
@@ -103,7 +108,13 @@ def test_both_formats_write_a_verifiable_bundle_referrer_and_a_sig_once_per_dige
                 assert isinstance(annotations, dict)
                 assert annotations["dev.sigstore.bundle.content"] == "dsse-envelope"
                 assert annotations["dev.sigstore.bundle.predicateType"] == SIGN_PREDICATE_TYPE
-                (bundle,) = bundles(mirror, repository, digest)
+                bundle, *promotion = bundles(mirror, repository, digest)
+                if promotion:
+                    assert_promotion_bundle(
+                        sigstore_lab, python_verifier, promotion[0], manifests[1], digest,
+                        [f"{m.host}/{repository}@{digest}" for m in mirrors],
+                        tmp_path / f"p{digest[7:19]}",
+                    )  # fmt: skip
                 assert python_verifier.problem(bundle, digest) is None
                 assert python_verifier.problem(bundle, "sha256:" + "0" * 64) is not None
                 statement = sigstore_js_verifies(sigstore_lab, bundle, tmp_path / digest[7:19])
@@ -111,7 +122,7 @@ def test_both_formats_write_a_verifiable_bundle_referrer_and_a_sig_once_per_dige
                 assert statement["subject"][0]["digest"] == {"sha256": digest[7:]}  # type: ignore[index]
 
     someone = BundleVerifier(trusted_root, IdentityPolicy(identity="https://x.test", issuer=ISSUER))
-    (bundle,) = bundles(mirrors[0], "prod/app", catalog["app"].digest)
+    bundle = bundles(mirrors[0], "prod/app", catalog["app"].digest)[0]
     assert "does not verify" in (someone.problem(bundle, catalog["app"].digest) or "")
     refused = sigstore_js(sigstore_lab, bundle, tmp_path / "someone", identity="https://x.test")
     assert refused.returncode == 1 and "certificate identity error" in refused.stderr
@@ -124,3 +135,24 @@ def test_both_formats_write_a_verifiable_bundle_referrer_and_a_sig_once_per_dige
     assert sigstore_lab.stats()["certificates"] == after["certificates"]
     for lab in (staging, *mirrors):
         assert writes(lab, marks[lab.host]) == []
+
+
+def assert_promotion_bundle(
+    lab: SigstoreLab,
+    verifier: BundleVerifier,
+    bundle: bytes,
+    manifest: dict[str, object],
+    digest: str,
+    refs: list[str],
+    scratch: Path,
+) -> None:
+    """A promotion attestation bundle: its referrer annotated with the predicate type, the
+    bundle verified by sigstore-python and by sigstore-js, its statement naming every mirror."""
+    annotations = manifest["annotations"]
+    assert isinstance(annotations, dict)
+    assert annotations["dev.sigstore.bundle.predicateType"] == PROMOTION
+    statement = json.loads(verifier.verified_statement(bundle))
+    assert statement == sigstore_js_verifies(lab, bundle, scratch)
+    assert statement["predicateType"] == PROMOTION
+    assert [s["name"] for s in statement["subject"]] == refs
+    assert statement["predicate"]["dstRefs"] == refs and statement["predicate"]["digest"] == digest

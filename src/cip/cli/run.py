@@ -33,6 +33,7 @@ from cip.cli.signing import KeylessFlags, signing_setup
 from cip.cli.verification import VerificationFlags, staging_policy, verification_options
 from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options_sharing_key
 from cip.errors import ExitCode, UsageError
+from cip.trust.statements import DEFAULT_BUILDER_ID
 
 if TYPE_CHECKING:
     # Imported where used: `--parse-only` and offline snapshots never load the HTTP stack,
@@ -122,6 +123,12 @@ def _print_snapshot(rows: Snapshot, output: str) -> None:
 @vulnerability_options_sharing_key
 @log_level_option
 @signing_options
+@click.option(
+    "--builder-id",
+    metavar="URI",
+    help="The builderId of promotion attestations (made with signing). Default: "
+    f"{DEFAULT_BUILDER_ID}.",
+)
 @verification_options
 @handle_cip_errors
 def run_command(
@@ -154,6 +161,7 @@ def run_command(
     copy_attached: bool,
     max_signature_ops: int,
     max_signature_copies: int,
+    builder_id: str | None,
     max_image_size: int | None,
     vuln: VulnFlags,
     verification: VerificationFlags,
@@ -183,10 +191,10 @@ def run_command(
         raise click.UsageError("--snapshot-tag and --minimal-snapshot need --snapshot")
     keyless = KeylessFlags(identity_token, signer_account, sigstore_trust_config, signature_format)
     signing_asked = signing_key is not None or sign is not None or keyless.asked
-    if signing_asked and (parse_only or snapshot_mode):
+    if (signing_asked or builder_id is not None) and (parse_only or snapshot_mode):
         raise click.UsageError(
-            "signing flags (--signing-key, --identity-token, --signer-account, --sign) cannot be "
-            "combined with --parse-only or a snapshot"
+            "signing flags (--signing-key, --identity-token, --signer-account, --sign, "
+            "--builder-id) cannot be combined with --parse-only or a snapshot"
         )
     if verification.given() and (parse_only or snapshot_mode):
         raise click.UsageError(
@@ -265,7 +273,14 @@ def run_command(
         max_signature_copies=max_signature_copies,
         verifying_keyless=verification.certificate_identity is not None
         or verification.certificate_identity_regexp is not None,
+        attesting=True,
+        builder_id=builder_id,
     )
+    if builder_id is not None and signing is None:
+        raise click.UsageError(
+            "--builder-id names the builder of promotion attestations: it "
+            "needs signing (--signing-key, --identity-token, …)"
+        )
     staging = staging_policy(
         verification, keyless, signing.service.signer if signing is not None else None
     )

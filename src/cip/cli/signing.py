@@ -100,11 +100,20 @@ def signing_setup(
     max_signature_ops: int,
     max_signature_copies: int,
     verifying_keyless: bool = False,
+    attesting: bool | None = None,
+    builder_id: str | None = None,
 ) -> SigningSetup | None:
-    """None when signing is off: no signer, or `--sign=false`."""
+    """None when signing is off: no signer, or `--sign=false`.
+
+    `attesting` (True for `cip run`) turns on promotion attestations, made by the same signer,
+    with `builder_id` (`--builder-id`, default cip's own); commands that only check signatures
+    leave it out.
+    """
     from cip.plan.planner import SigningPolicy
     from cip.promote.signing import SigningSetup
+    from cip.trust.attest import AttestationService
     from cip.trust.signing import SignatureService
+    from cip.trust.statements import DEFAULT_BUILDER_ID
     from cip.trust.tokens import TOKEN_ENV
 
     wanted = sign if sign is not None else (signing_key is not None or keyless.asked)
@@ -137,15 +146,16 @@ def signing_setup(
             "--sign needs a signer: give --signing-key FILE, --identity-token, "
             f"--signer-account or {TOKEN_ENV}"
         )
+    service = SignatureService(
+        signer, annotations=annotations, copy_attached=copy_attached, formats=keyless.formats
+    )
+    attest = bool(attesting)
     return SigningSetup(
-        service=SignatureService(
-            signer,
-            annotations=annotations,
-            copy_attached=copy_attached,
-            formats=keyless.formats,
-        ),
-        policy=SigningPolicy(primary=primary_registry, formats=keyless.formats),
+        service=service,
+        policy=SigningPolicy(primary=primary_registry, formats=keyless.formats, attest=attest),
         identity_registry=signing_identity,
         max_ops=max_signature_ops,
         max_copies=max_signature_copies,
+        attestations=AttestationService(service) if attest else None,
+        builder_id=builder_id or DEFAULT_BUILDER_ID,
     )

@@ -21,6 +21,7 @@ class RepositoryFacts:
     digests: dict[str, bool] = field(default_factory=dict)  # digest -> present
     media_types: dict[str, str] = field(default_factory=dict)  # digest -> type, where seen
     signed: set[str] = field(default_factory=set)  # digests whose `.sig` tag was listed
+    attested: set[str] = field(default_factory=set)  # digests whose `.att` tag was listed
     referred: set[str] = field(default_factory=set)  # digests whose referrers tag was listed
     missing: bool = False  # the repository does not exist (yet): nothing is in it
     error: str | None = None

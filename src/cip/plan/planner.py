@@ -67,6 +67,13 @@ class SignatureStep(StrEnum):
     REPLICATE = "replicate-signature"  # another destination: the primary's `.sig` is merged in
 
 
+class AttestationStep(StrEnum):
+    """What attestation does for one listed digest at one destination, after signing."""
+
+    ATTEST = "attest"  # the primary: its promotion attestation is made, or grown, there
+    REPLICATE = "replicate-attestation"  # another destination: the primary's is merged in
+
+
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
     """Signing as the plan sees it: it is on, and which destination signs.
@@ -79,6 +86,9 @@ class SigningPolicy:
     # Where signatures live: "legacy" (the `.sig` tag) and/or "bundle" (a referrer, listed in
     # the `sha256-<hex>` referrers tag cip maintains).
     formats: frozenset[str] = frozenset({"legacy"})
+    # Promotion attestations (the attest phase): with the signature's formats, `.att` (legacy)
+    # and/or a bundle referrer.
+    attest: bool = False
 
     def primary_of(self, group: EdgeGroup) -> Registry:
         if self.primary is not None:
@@ -139,6 +149,7 @@ class Verdict:
     signature: SignatureStep | None = None  # the digest lacks a `.sig` here and signing is on
     vulnerability: WorstFinding | None = None  # for vulnerable: the worst finding, if any
     unreachable: Unreachable | None = None  # for failed: the host that took no connection
+    attestation: AttestationStep | None = None  # its promotion attestation is made or merged
 
     def edge_actions(self) -> Counter[Action]:
         """Per-edge verdicts (an edge is one tag, or the digest alone when untagged)."""
@@ -193,6 +204,9 @@ class Plan:
     def signature_counts(self) -> Counter[SignatureStep]:
         return Counter(v.signature for v in self.verdicts if v.signature is not None)
 
+    def attestation_counts(self) -> Counter[AttestationStep]:
+        return Counter(v.attestation for v in self.verdicts if v.attestation is not None)
+
 
 @dataclass
 class WantedFacts:
@@ -236,37 +250,75 @@ def plan(
     result = Plan(groups)
     for index, group in enumerate(groups):
         source = inventory.get(group.source.name, group.image)
-        primary = signing.primary_of(group) if signing is not None else None
-        for destination in group.destinations:
-            verdict = _judge(index, group, destination, inventory, source)
-            if signing is not None and primary is not None:
-                step = _signature_step(verdict, group, inventory, signing.formats)
-                if step is not None and destination != primary:
-                    step = SignatureStep.REPLICATE
-                if step is not None:  # a copy per verdict costs seconds on the whole corpus
-                    verdict = replace(verdict, signature=step)
-            result.verdicts.append(verdict)
+        verdicts = [_judge(index, group, d, inventory, source) for d in group.destinations]
+        if signing is not None:
+            verdicts = _trust_steps(verdicts, group, inventory, signing)
+        result.verdicts.extend(verdicts)
     return result
 
 
-def _signature_step(
-    verdict: Verdict, group: EdgeGroup, inventory: Inventory, formats: frozenset[str]
-) -> SignatureStep | None:
-    """SIGN when the digest is (or will be) at the destination without a `.sig` tag there
-    (or, for bundles, without a referrers tag).
+def _trust_steps(
+    verdicts: list[Verdict], group: EdgeGroup, inventory: Inventory, signing: SigningPolicy
+) -> list[Verdict]:
+    """Signature and attestation steps of one digest's verdicts (see `_missing`).
+
+    The primary signs where it lacks a signature, and attests where any destination lacks an
+    attestation: a destination without one may be new, so the primary's attestation is checked
+    for it and grown when it does not name it (the step reads the primary's attestation then).
+    Every other destination merges in what it lacks, and all of them do when the primary
+    attests, since what the primary attests must reach them.
+    """
+    primary = signing.primary_of(group)
+    formats = signing.formats
+    out: list[Verdict] = []
+    for verdict in verdicts:
+        if _missing(verdict, group, inventory, formats, "sig"):
+            step = SignatureStep.SIGN if verdict.destination == primary else SignatureStep.REPLICATE
+            verdict = replace(verdict, signature=step)  # only then: a copy per verdict costs
+        out.append(verdict)  # seconds on the whole corpus
+    if not signing.attest:
+        return out
+    lacking = {
+        v.destination.name
+        for v in verdicts
+        if v.action in SIGNED_ACTIONS and _missing(v, group, inventory, formats, "att")
+    }
+    attest_primary = bool(lacking) and any(
+        v.destination == primary and v.action in SIGNED_ACTIONS for v in verdicts
+    )
+    for position, verdict in enumerate(out):
+        if verdict.action not in SIGNED_ACTIONS:
+            continue
+        if verdict.destination == primary:
+            step_a = AttestationStep.ATTEST if attest_primary else None
+        elif verdict.destination.name in lacking or attest_primary:
+            step_a = AttestationStep.REPLICATE
+        else:
+            step_a = None
+        if step_a is not None:
+            out[position] = replace(verdict, attestation=step_a)
+    return out
+
+
+def _missing(
+    verdict: Verdict, group: EdgeGroup, inventory: Inventory, formats: frozenset[str], kind: str
+) -> bool:
+    """Whether the digest is (or will be) at the destination without its `.sig` (kind "sig")
+    or `.att` tag there (or, for bundles, without a referrers tag).
 
     The tag listing the inventory reads anyway shows which digests carry a `.sig`, so this costs
     no request: a rerun after a crash between copy and sign, or after a `.sig` was deleted,
     finds the digest unsigned and repairs it, and a rerun with everything signed does nothing.
     """
     if verdict.action not in SIGNED_ACTIONS:
-        return None  # lost, failed, or a refused tag move: nothing is written there
+        return False  # lost, failed, or a refused tag move: nothing is written there
     facts = inventory.get(verdict.destination.name, group.image)
-    if facts is not None and all(
-        group.digest in (facts.signed if kind == "legacy" else facts.referred) for kind in formats
-    ):
-        return None
-    return SignatureStep.SIGN
+    if facts is None:
+        return True
+    legacy = facts.signed if kind == "sig" else facts.attested
+    return not all(
+        group.digest in (legacy if fmt == "legacy" else facts.referred) for fmt in formats
+    )
 
 
 def _judge(

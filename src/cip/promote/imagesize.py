@@ -133,6 +133,10 @@ async def hold_back_large_images(
         for index in copies[key]:
             # Nothing is copied, so nothing is signed there either.
             verdicts[index] = replace(
-                verdicts[index], action=Action.TOO_LARGE, error=message, signature=None
+                verdicts[index],
+                action=Action.TOO_LARGE,
+                error=message,
+                signature=None,
+                attestation=None,
             )
     return Plan(plan.groups, verdicts)

@@ -23,7 +23,7 @@ from cip.plan.planner import WantedFacts, wanted_facts
 from cip.promote.tally import Tally
 from cip.registry.client import ManifestInfo, Registry
 from cip.registry.pool import RegistryPool
-from cip.trust.attached import referred_digests, signed_digests
+from cip.trust.attached import attested_digests, referred_digests, signed_digests
 
 T = TypeVar("T")
 ProgressCallback = Callable[[int], None]  # called with the number of requests just finished
@@ -160,6 +160,7 @@ class InventoryReader:
                 listing = await self._call(client.list_tags(repository))
                 listed_tags = set(listing.tags)
                 facts.signed = signed_digests(listed_tags)
+                facts.attested = attested_digests(listed_tags)
                 facts.referred = referred_digests(listed_tags)
             except RegistryError as error:
                 if error.status != 404:

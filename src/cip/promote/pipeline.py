@@ -313,14 +313,23 @@ async def run_phases(
             results = await sign_phase(outcome, pool, signing, progress=advance)
         outcome = fold_signing(outcome, results)
         made = signing.service.stats
-        failures = sum(1 for r in results if r.error is not None)
+        failures = sum(1 for r in results if r.error is not None and not r.attestation)
+        took = f"{_requests(pool.counter.total - before)} in {time.monotonic() - start:.1f}s"
         finished(
             Phase.SIGN,
             f"{made.signed:,} signatures made, {made.replicated:,} replicated, "
-            f"{failures:,} failed{_requests(pool.counter.total - before)} "
-            f"in {time.monotonic() - start:.1f}s",
+            f"{failures:,} failed{took}",
         )
-    finished(Phase.ATTEST, "attestation is not configured")
+    if signing is None or signing.attestations is None:
+        finished(Phase.ATTEST, "attestation is not configured (it needs a signer)")
+    else:
+        attested = signing.attestations.stats
+        failures = sum(1 for r in results if r.error is not None and r.attestation)
+        finished(
+            Phase.ATTEST,
+            f"{attested.made:,} promotion attestations made, {attested.replicated:,} "
+            f"replicated, {failures:,} failed",
+        )
     return RunOutcome(outcome, report, done, request_table(pool), warnings)
 
 

@@ -130,6 +130,6 @@ async def verify_staging(
         for index in judged[key]:
             # Nothing is written there, so nothing is signed or attested there either.
             verdicts[index] = replace(
-                verdicts[index], action=held[0], error=held[1], signature=None
+                verdicts[index], action=held[0], error=held[1], signature=None, attestation=None
             )
     return Plan(plan.groups, verdicts), summary

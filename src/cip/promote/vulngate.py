@@ -85,6 +85,7 @@ async def hold_back_vulnerable(
                 action=Action.VULNERABLE,
                 error=f"{assessment.reason()}: held back",
                 signature=None,
+                attestation=None,
                 vulnerability=worst,
             )
     return Plan(plan.groups, verdicts), sorted(set(warnings), key=Diagnostic.sort_key)

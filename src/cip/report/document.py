@@ -17,10 +17,17 @@ from typing import TYPE_CHECKING, Literal
 
 from cip.errors import Diagnostic, ExitCode
 from cip.plan.edges import EdgeSummary, summarize
-from cip.plan.planner import Action, Plan, SignatureStep, Verdict
+from cip.plan.planner import Action, AttestationStep, Plan, SignatureStep, Verdict
 from cip.plan.verification import Verification
 from cip.report.merge import Merged, merged_values
-from cip.report.rows import EXPLAINED, ORDER, digest_rows, promotion_result, signature_totals
+from cip.report.rows import (
+    EXPLAINED,
+    ORDER,
+    attestation_totals,
+    digest_rows,
+    promotion_result,
+    signature_totals,
+)
 from cip.report.verification import verification_object
 
 # 2: signature steps (`signatures`, a destination's `signature`), `cip sigcheck` and
@@ -35,7 +42,8 @@ from cip.report.verification import verification_object
 # `edges_done`, `edges_not_started`).
 # 9: `verification.signatures`: `cip verify`'s signature check under a verify policy.
 # 10: verdicts of staging's verification (`signature-invalid`, `signature-missing`,
-# `provenance-invalid`, `provenance-missing`).
+# `provenance-invalid`, `provenance-missing`); attestation steps (`attestations`, a
+# destination's `attestation`).
 SCHEMA_VERSION = 10
 
 if TYPE_CHECKING:  # documents of other commands need none of these modules
@@ -94,6 +102,11 @@ def render_document(
         "signatures": (
             signature_totals(plan) if plan is not None else {str(step): 0 for step in SignatureStep}
         ),
+        "attestations": (
+            attestation_totals(plan)
+            if plan is not None
+            else {str(step): 0 for step in AttestationStep}
+        ),
         "images": _images(plan) if plan is not None else [],
         "errors": [diagnostic_json(d) for d in errors],
         "warnings": [diagnostic_json(d) for d in warnings],
@@ -137,6 +150,11 @@ def _entry(action: Action, verdict: Verdict) -> dict[str, object]:
         "vulnerability": (
             asdict(verdict.vulnerability)
             if action is Action.VULNERABLE and verdict.vulnerability is not None
+            else None
+        ),
+        "attestation": (
+            str(verdict.attestation)
+            if verdict.attestation is not None and action is verdict.action is not Action.FAILED
             else None
         ),
     }

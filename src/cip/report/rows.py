@@ -10,6 +10,7 @@ from cip.plan.planner import (
     HELD_BACK_BY_STAGING,
     SIGNED_ACTIONS,
     Action,
+    AttestationStep,
     Plan,
     SignatureStep,
     Verdict,
@@ -43,6 +44,7 @@ class DigestRow:
     where: str = ""
     by_action: dict[Action, list[Verdict]] = field(default_factory=dict)
     signatures: Counter[SignatureStep] = field(default_factory=Counter)  # destinations per step
+    attestations: Counter[AttestationStep] = field(default_factory=Counter)
 
 
 def display_names(plan: Plan) -> dict[tuple[str, str], str]:
@@ -72,6 +74,8 @@ def digest_rows(plan: Plan) -> list[DigestRow]:
         row.by_action.setdefault(verdict.action, []).append(verdict)
         if verdict.signature is not None and verdict.action in SIGNED_ACTIONS:
             row.signatures[verdict.signature] += 1
+        if verdict.attestation is not None and verdict.action in SIGNED_ACTIONS:
+            row.attestations[verdict.attestation] += 1
         if verdict.tag_moves and verdict.action is not Action.TAG_MOVE:
             row.by_action.setdefault(Action.TAG_MOVE, []).append(verdict)  # a lost digest's
     return sorted(rows.values(), key=lambda r: (r.name, r.digest))
@@ -95,3 +99,13 @@ def signature_totals(plan: Plan) -> dict[str, int]:
         v.signature for v in plan.verdicts if v.signature is not None and v.action in SIGNED_ACTIONS
     )
     return {str(step): counts.get(step, 0) for step in SignatureStep}
+
+
+def attestation_totals(plan: Plan) -> dict[str, int]:
+    """Attestation steps over the plan (failed ones excluded, as for signatures)."""
+    counts: Counter[AttestationStep] = Counter(
+        v.attestation
+        for v in plan.verdicts
+        if v.attestation is not None and v.action in SIGNED_ACTIONS
+    )
+    return {str(step): counts.get(step, 0) for step in AttestationStep}

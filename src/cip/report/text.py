@@ -14,6 +14,7 @@ from cip.report.rows import (
     OPTIONAL,
     ORDER,
     DigestRow,
+    attestation_totals,
     digest_rows,
     promotion_result,
     signature_totals,
@@ -142,6 +143,7 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
                     if action in row.by_action
                 ]
                 + [f"{step} {count}" for step, count in sorted(row.signatures.items())]
+                + [f"{step} {count}" for step, count in sorted(row.attestations.items())]
             )
             tags = ",".join(sorted(row.tags)) or "(no tag)"
             out.append(f"  {row.name:<{width}}  {short_digest(row.digest)}  {tags}  {actions}")
@@ -161,6 +163,10 @@ def plan_text(plan: Plan, *, dry_run: bool, stats: CopyStats | None = None) -> s
     if any(signatures.values()):
         steps = ", ".join(f"{step} {count:,}" for step, count in signatures.items())
         out.append(f"Signatures: {steps}{' (planned)' if dry_run else ''}")
+    attestations = attestation_totals(plan)
+    if any(attestations.values()):
+        steps = ", ".join(f"{step} {count:,}" for step, count in attestations.items())
+        out.append(f"Attestations: {steps}{' (planned)' if dry_run else ''}")
     return "\n".join(out)
 
 

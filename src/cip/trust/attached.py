@@ -53,14 +53,19 @@ def parse_attached_tag(tag: str) -> tuple[str, str | None] | None:
     return f"sha256:{match['hex']}", match["suffix"]
 
 
-def signed_digests(tags: Iterable[str]) -> set[str]:
-    """Digests that a tag listing shows a `.sig` tag for."""
+def signed_digests(tags: Iterable[str], suffix: str = "sig") -> set[str]:
+    """Digests that a tag listing shows a `.sig` (or `.<suffix>`) tag for."""
     found: set[str] = set()
     for tag in tags:
         parsed = parse_attached_tag(tag)
-        if parsed is not None and parsed[1] == "sig":
+        if parsed is not None and parsed[1] == suffix:
             found.add(parsed[0])
     return found
+
+
+def attested_digests(tags: Iterable[str]) -> set[str]:
+    """Digests that a tag listing shows an `.att` tag for."""
+    return signed_digests(tags, "att")
 
 
 def referred_digests(tags: Iterable[str]) -> set[str]:

@@ -79,8 +79,15 @@ class Referrer:
         return dict(json.loads(self.manifest).get("annotations") or {})
 
 
-def referrer(bundle: bytes, subject: Descriptor, *, created: datetime | None = None) -> Referrer:
-    """The manifest cosign v3 writes for a bundle of a signature of `subject`."""
+def referrer(
+    bundle: bytes,
+    subject: Descriptor,
+    *,
+    created: datetime | None = None,
+    predicate_type: str = SIGN_PREDICATE_TYPE,
+) -> Referrer:
+    """The manifest cosign v3 writes for a bundle of a signature (or, with another predicate
+    type, an attestation) of `subject`."""
     layer = Descriptor(BUNDLE_MEDIA_TYPE, compute_digest(bundle), len(bundle))
     moment = (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest = {
@@ -92,7 +99,7 @@ def referrer(bundle: bytes, subject: Descriptor, *, created: datetime | None = N
         "subject": _descriptor_json(Descriptor(subject.media_type, subject.digest, subject.size)),
         "annotations": {
             CONTENT_ANNOTATION: "dsse-envelope",
-            PREDICATE_ANNOTATION: SIGN_PREDICATE_TYPE,
+            PREDICATE_ANNOTATION: predicate_type,
             CREATED_ANNOTATION: moment,
         },
     }
@@ -115,15 +122,22 @@ async def bundles_of(registry: Registry, repository: str, digest: str) -> list[b
     return found
 
 
-async def put_referrer(
-    writer: AttachedWriter, registry: Registry, repository: str, made: Referrer, subject: str
+async def write_referrer(
+    writer: AttachedWriter, registry: Registry, repository: str, made: Referrer
 ) -> None:
-    """Blobs, then the referrer by digest, then its entry in the referrers index."""
+    """Blobs, then the referrer by digest (no index entry yet)."""
     await asyncio.gather(
         writer.ensure_blob(registry, repository, EMPTY_DESCRIPTOR.digest, EMPTY_CONFIG),
         writer.ensure_blob(registry, repository, made.layer.digest, made.bundle),
     )
     await registry.put_manifest(repository, made.descriptor.digest, made.manifest, OCI_MANIFEST)
+
+
+async def put_referrer(
+    writer: AttachedWriter, registry: Registry, repository: str, made: Referrer, subject: str
+) -> None:
+    """Blobs, then the referrer by digest, then its entry in the referrers index."""
+    await write_referrer(writer, registry, repository, made)
     await merge_referrers_index(writer, registry, repository, subject, [made.descriptor])
 
 

@@ -40,6 +40,7 @@ from cip.trust.attached import (
     CHAIN_ANNOTATION,
     SIGNATURE_ANNOTATION,
 )
+from cip.trust.dsse import envelope_bytes
 from cip.trust.identity import certificate_policy
 from cip.trust.instance import SigstoreInstance
 from cip.trust.keyless_verify import LegacyKeylessVerifier
@@ -56,7 +57,9 @@ def pem(certificate: x509.Certificate) -> str:
 def legacy_annotations(
     bundle_json: dict[str, Any], chain: tuple[x509.Certificate, ...]
 ) -> dict[str, str]:
-    """cosign's `.sig` layer annotations for a sigstore bundle of a message signature."""
+    """cosign's `.sig` layer annotations for a sigstore bundle of a message signature (or, for
+    a DSSE envelope, of an `.att` layer: its signature lives in the envelope, so the signature
+    annotation is empty, as cosign writes it)."""
     material = bundle_json["verificationMaterial"]
     leaf = x509.load_der_x509_certificate(base64.b64decode(material["certificate"]["rawBytes"]))
     entry = material["tlogEntries"][0]
@@ -73,8 +76,9 @@ def legacy_annotations(
             "logID": base64.b64decode(entry["logId"]["keyId"]).hex(),
         },
     }
+    message = bundle_json.get("messageSignature")
     annotations = {
-        SIGNATURE_ANNOTATION: bundle_json["messageSignature"]["signature"],
+        SIGNATURE_ANNOTATION: message["signature"] if message is not None else "",
         CERTIFICATE_ANNOTATION: pem(leaf),
         CHAIN_ANNOTATION: "".join(pem(c) for c in chain),
         BUNDLE_ANNOTATION: json.dumps(rekor, separators=(",", ":")),
@@ -174,6 +178,36 @@ class KeylessSigner:
         """A sigstore bundle (JSON bytes) of a DSSE envelope over this in-toto statement."""
         parsed = self._bundle(lambda signer: signer.sign_dsse(Statement(statement)))
         return json.dumps(parsed, separators=(",", ":")).encode()
+
+    def sign_envelope(self, statement: bytes) -> tuple[bytes, dict[str, str]]:
+        """A DSSE envelope over this in-toto statement and the keyless `.att` layer annotations
+        (certificate, chain, the logged dsse entry), one Rekor entry."""
+        parsed = self._bundle(lambda signer: signer.sign_dsse(Statement(statement)))
+        content = parsed["dsseEnvelope"]
+        envelope = envelope_bytes(
+            content["payloadType"],
+            base64.b64decode(content["payload"]),
+            [base64.b64decode(s["sig"]) for s in content["signatures"]],
+        )
+        leaf = x509.load_der_x509_certificate(
+            base64.b64decode(parsed["verificationMaterial"]["certificate"]["rawBytes"])
+        )
+        chain = self.instance.material.issuing_chain(leaf)
+        if chain is None:
+            raise SigningError("Fulcio's certificate chains to no authority of the trusted root")
+        return envelope, legacy_annotations(parsed, chain)
+
+    def own_statement(self, data: bytes) -> bytes | None:
+        """The statement a bundle signs when it verifies and this signer's identity signed it."""
+        from cip.trust.bundle_verify import BundleVerifier
+
+        verifier = BundleVerifier(self.instance.config.trusted_root, policy=None)
+        try:
+            statement = verifier.verified_statement(data)
+        except ValueError:
+            return None
+        signer = certificate_policy(Bundle.from_json(data).signing_certificate).description
+        return statement if signer == self.identity else None
 
     def owns_bundle(self, data: bytes, digest: str) -> bool:
         """Whether a bundle is a valid signature of `digest` by this signer's identity."""

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cip.oci.media import Descriptor, compute_digest
 from cip.trust.attached import SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE
+from cip.trust.dsse import IN_TOTO_PAYLOAD_TYPE, envelope_bytes, pae
 from cip.trust.keys import key_id
 
 
@@ -34,6 +35,10 @@ class Signer(Protocol):
 
     def sign(self, payload: bytes) -> dict[str, str]:
         """The layer annotations carrying a signature over exactly these bytes."""
+        ...
+
+    def sign_envelope(self, statement: bytes) -> tuple[bytes, dict[str, str]]:
+        """A DSSE envelope over an in-toto statement, and its `.att` layer annotations."""
         ...
 
     def verifier(self) -> Verifier: ...
@@ -103,6 +108,15 @@ class KeySigner:
 
     def verifier(self) -> KeyVerifier:
         return KeyVerifier(self.private_key.public_key())
+
+    def sign_envelope(self, statement: bytes) -> tuple[bytes, dict[str, str]]:
+        """A DSSE envelope over this in-toto statement (the signature covers its encoding),
+        and the `.att` layer annotations cosign writes for a key (an empty signature)."""
+        signature = self.private_key.sign(
+            pae(IN_TOTO_PAYLOAD_TYPE, statement), ec.ECDSA(hashes.SHA256())
+        )
+        envelope = envelope_bytes(IN_TOTO_PAYLOAD_TYPE, statement, [signature])
+        return envelope, {SIGNATURE_ANNOTATION: ""}
 
 
 @dataclass(frozen=True)

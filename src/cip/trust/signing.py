@@ -23,8 +23,15 @@ from typing import Protocol, TypeVar, cast
 from cip.errors import RegistryError
 from cip.oci.media import Descriptor
 from cip.registry.client import Manifest, Registry
-from cip.trust.attached import signature_tag
-from cip.trust.bundles import bundles_of, copy_referrers, put_referrer, referrer, statement
+from cip.trust.attached import attached_tag, signature_tag
+from cip.trust.bundles import (
+    bundles_of,
+    copy_referrers,
+    put_referrer,
+    referrer,
+    statement,
+    write_referrer,
+)
 from cip.trust.signer import KnownPayloads, SignedLayer, Signer, Verifier, sign_layer
 from cip.trust.simplesigning import payload
 from cip.trust.store import AttachedWriter, BlobOrigin, Incoming, MergeResult, read_attached
@@ -71,6 +78,7 @@ class SignatureService:
     writer: AttachedWriter = field(default_factory=AttachedWriter)
     stats: SigningStats = field(default_factory=SigningStats)
     _tasks: dict[tuple[object, ...], asyncio.Task[object]] = field(default_factory=dict)
+    _held: dict[tuple[int, str, str], list[Descriptor]] = field(default_factory=dict)
     _known: KnownPayloads = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,15 +111,38 @@ class SignatureService:
         return data
 
     async def sign(
-        self, place: Place, digest: str, reference: str, staging: Place | None = None
+        self,
+        place: Place,
+        digest: str,
+        reference: str,
+        staging: Place | None = None,
+        *,
+        hold_index: bool = False,
     ) -> None:
-        """Make `place@digest` (and every child) carry cip's signature for `reference`."""
+        """Make `place@digest` (and every child) carry cip's signature for `reference`.
+
+        `hold_index`: a bundle referrer of `digest` itself is written, but its entry in the
+        referrers index is held for `held_entries`, so the attest step puts it in the same PUT
+        as the attestation's. The referrers tag is how the plan sees both, so neither may show
+        there without the other.
+        """
         await self._once(
             ("sign", id(place.registry), place.repository, digest),
-            lambda: self._sign(place, digest, reference, staging),
+            lambda: self._sign(place, digest, reference, staging, hold_index),
         )
 
-    async def _sign(self, place: Place, digest: str, reference: str, staging: Place | None) -> None:
+    def held_entries(self, place: Place, digest: str) -> list[Descriptor]:
+        """The referrers index entries `sign(..., hold_index=True)` held back (taken once)."""
+        return self._held.pop((id(place.registry), place.repository, digest), [])
+
+    async def _sign(
+        self,
+        place: Place,
+        digest: str,
+        reference: str,
+        staging: Place | None,
+        hold_index: bool = False,
+    ) -> None:
         if self.signer is None:
             raise RegistryError(
                 "no signer configured (--signing-key)",
@@ -124,13 +155,13 @@ class SignatureService:
         await asyncio.gather(*(self.sign(place, c.digest, reference, staging) for c in children))
         written = False
         if "bundle" in self.formats:
-            written = await self._sign_bundle(place, digest, reference)
+            written = await self._sign_bundle(place, digest, reference, hold_index)
         if "legacy" in self.formats:
             written = await self._sign_legacy(signer, place, digest, reference, staging) or written
         if not written:
             self.stats.already += 1
 
-    async def _sign_bundle(self, place: Place, digest: str, reference: str) -> bool:
+    async def _sign_bundle(self, place: Place, digest: str, reference: str, hold: bool) -> bool:
         signer = cast(BundleSigner, self.signer)
         existing = await bundles_of(place.registry, place.repository, digest)
         if await asyncio.to_thread(lambda: any(signer.owns_bundle(b, digest) for b in existing)):
@@ -139,7 +170,12 @@ class SignatureService:
         self.stats.signed += 1
         subject = (await self._manifest(place, digest)).descriptor()
         made = referrer(bundle, subject)
-        await put_referrer(self.writer, place.registry, place.repository, made, digest)
+        if hold:
+            await write_referrer(self.writer, place.registry, place.repository, made)
+            key = (id(place.registry), place.repository, digest)
+            self._held.setdefault(key, []).append(made.descriptor)
+        else:
+            await put_referrer(self.writer, place.registry, place.repository, made, digest)
         return True
 
     async def _sign_legacy(
@@ -231,14 +267,20 @@ class SignatureService:
     ) -> bool:
         if reference is not None:
             self.payload_for(reference, digest)
-        tag = signature_tag(digest)
+        return await self.replicate_tag(source, target, digest, "sig")
+
+    async def replicate_tag(self, source: Place, target: Place, digest: str, suffix: str) -> bool:
+        """Merge the source's `sha256-<hex>.<suffix>` layers into the target's; whether the
+        target's tag grew. RegistryError when the source has no such tag."""
+        tag = attached_tag(digest, suffix)
         theirs = await self._once(
-            ("sig", id(source.registry), source.repository, digest),
+            (suffix, id(source.registry), source.repository, digest),
             lambda: read_attached(source.registry, source.repository, tag),
         )
         if theirs is None:
+            what = "signature" if suffix == "sig" else "attestation"
             raise RegistryError(
-                f"no signature to replicate: {tag} is missing on {source.registry.name}",
+                f"no {what} to replicate: {tag} is missing on {source.registry.name}",
                 registry=source.registry.name,
                 image=source.repository,
                 digest=digest,

@@ -25,12 +25,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cip import __version__
+
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 PROMOTION_PREDICATE_TYPE = "https://k8s.io/promo-tools/promotion/v1"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_PREDICATE_TYPES = (SLSA_V02, SLSA_V1)
+# The builder id of promotion attestations: a package URL naming cip and its version (upstream
+# writes https://k8s.io/promo-tools@<version>).
+DEFAULT_BUILDER_ID = f"pkg:pypi/container-image-promoter@{__version__}"
 
 
 @dataclass(frozen=True, slots=True)
