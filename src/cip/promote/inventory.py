@@ -128,6 +128,8 @@ class InventoryReader:
             and found.digests == facts.digests
             and found.media_types == facts.media_types
             and found.signed == facts.signed
+            and found.attested == facts.attested
+            and found.referred == facts.referred
             and found.missing == facts.missing
             and found.error is None
         ):
