@@ -172,6 +172,7 @@ def test_source_serving_wrong_bytes_is_refused_and_other_images_promoted(
         "error": None,
         "signature": None,
         "vulnerability": None,
+        "attestation": None,
     }
     assert {action: entries for action, entries in by_image["good"].items() if entries} == {
         "copy": [good]

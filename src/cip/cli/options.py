@@ -255,8 +255,8 @@ def signing_options(func: F) -> F:
                 "--copy-attached/--no-copy-attached",
                 default=True,
                 show_default=True,
-                help="Merge signatures staging holds for an image into its signature "
-                "(--copy-attached=false turns it off).",
+                help="Merge what staging attaches to an image (.sig, .att, .sbom, referrers) "
+                "into every destination with it (--copy-attached=false turns it off).",
             ),
             click.option(
                 "--max-signature-ops",

@@ -307,6 +307,7 @@ def run_command(
                     gate if gate is not None and gate.policy.active else None,
                     tally,
                     staging,
+                    copy_attached,
                 )
             )
         )
@@ -348,6 +349,7 @@ async def _run(
     vuln_gate: VulnGate | None,
     tally: EdgeTally,
     staging: StagingPolicy | None,
+    copy_attached: bool,
 ) -> RunOutcome:
     from cip.promote.pipeline import Phase, run_phases
     from cip.report.progress import RequestProgress
@@ -369,6 +371,7 @@ async def _run(
             signing=signing,
             tally=tally,
             staging=staging,
+            copy_attached=copy_attached,
         )
     return outcome
 

@@ -11,7 +11,7 @@ read from the source once and fanned out to every destination from memory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -169,6 +169,20 @@ class ImageCopier:
         await dst.put_manifest(dst_repo, digest, manifest.data, manifest.media_type)
         self.stats.manifests_written += 1
         return manifest
+
+    async def copy_blobs(
+        self,
+        src: Registry,
+        src_repo: str,
+        dst: Registry,
+        dst_repo: str,
+        blobs: Sequence[Descriptor],
+    ) -> None:
+        """Make these blobs exist in `dst_repo` (mounted, or streamed), without a manifest:
+        for layers merged into an attached tag whose manifest is rebuilt there."""
+        await asyncio.gather(
+            *(self._copy_blob_once(BlobMove(src, src_repo, dst, dst_repo, b)) for b in blobs)
+        )
 
     async def _copy_blob_once(self, move: BlobMove) -> None:
         await self._once(

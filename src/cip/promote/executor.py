@@ -16,6 +16,7 @@ from itertools import groupby
 from cip.errors import CipError, RegistryError, Unreachable
 from cip.plan.planner import Action, Plan, TagMove, Verdict
 from cip.promote.copy import CopyStats, ImageCopier
+from cip.promote.travel import AttachedTravel
 from cip.registry.client import Registry
 from cip.registry.pool import RegistryPool
 
@@ -75,6 +76,12 @@ class Report:
     plan: Plan
     results: list[EdgeResult] = field(default_factory=list)
     stats: CopyStats = field(default_factory=CopyStats)
+    travel: AttachedTravel | None = None
+
+    @property
+    def attached_merged(self) -> int:
+        """`.sbom` tags of staging merged into destinations with their images."""
+        return self.travel.merged if self.travel is not None else 0
 
     @property
     def failed(self) -> list[EdgeResult]:
@@ -121,9 +128,12 @@ async def execute(
     include_foreign_layers: bool = False,
     progress: ProgressCallback | None = None,
     tally: EdgeTally | None = None,
+    copy_attached: bool = False,
 ) -> Report:
+    """`copy_attached`: staging's SBOMs travel with every image written (see `travel.py`)."""
     copier = ImageCopier(include_foreign_layers=include_foreign_layers)
-    report = Report(plan, stats=copier.stats)
+    travel = AttachedTravel(pool, copier) if copy_attached else None
+    report = Report(plan, stats=copier.stats, travel=travel)
     limit = asyncio.Semaphore(concurrency)
     writes = plan.writes()
 
@@ -132,7 +142,7 @@ async def execute(
             if tally is not None:
                 tally.started(verdict)
             try:
-                result = await _write(plan, verdict, pool, copier)
+                result = await _write(plan, verdict, pool, copier, travel)
             except RegistryError as error:
                 return EdgeResult(verdict, error=error.message, unreachable=error.unreachable)
             except CipError as error:
@@ -167,7 +177,11 @@ async def execute(
 
 
 async def _write(
-    plan: Plan, verdict: Verdict, pool: RegistryPool, copier: ImageCopier
+    plan: Plan,
+    verdict: Verdict,
+    pool: RegistryPool,
+    copier: ImageCopier,
+    travel: AttachedTravel | None,
 ) -> EdgeResult:
     group = plan.groups[verdict.group]
     dst, dst_repo = pool.locate(verdict.destination, group.image)
@@ -180,6 +194,16 @@ async def _write(
     else:
         manifest = await copier.source_manifest(dst, dst_repo, group.digest)
         copied = False
+    if travel is not None:  # before any tag points at the image
+        try:
+            await travel.carry(group, dst, dst_repo, manifest)
+        except CipError as error:
+            raise RegistryError(
+                f"staging's SBOM could not be merged: {error.message}",
+                registry=verdict.destination.name,
+                image=group.image,
+                digest=group.digest,
+            ) from None
     # Tags are re-checked right before writing (another run may have written one since the
     # plan): with several tags, one listing says which are still absent, and only tags that
     # exist now need a HEAD to compare digests. If one now points at another digest, no tag is

@@ -219,12 +219,14 @@ async def run_phases(
     vuln_gate: VulnGate | None = None,
     tally: EdgeTally | None = None,
     staging: StagingPolicy | None = None,
+    copy_attached: bool = True,
 ) -> RunOutcome:
     """Phases in upstream's order; a dry run stops after validate.
 
     `staging` verifies staging's signatures and provenance (phases provenance and validate:
     one read serves both); `max_image_size` (MiB) holds back copies of larger images in the
-    validate phase, and `vuln_gate` writes of images it fails.
+    validate phase, and `vuln_gate` writes of images it fails. `copy_attached`: what staging
+    attaches to an image travels with it.
 
     `tally`, when given, is kept up to date with how far the run got (see `EdgeTally`).
     """
@@ -293,6 +295,7 @@ async def run_phases(
             include_foreign_layers=include_foreign_layers,
             progress=advance,
             tally=tally,
+            copy_attached=copy_attached,
         )
     stats = report.stats
     finished(
@@ -300,7 +303,7 @@ async def run_phases(
         f"{stats.manifests_written:,} manifests, {stats.tags_written:,} tags, "
         f"{stats.blobs_streamed:,} blobs streamed ({stats.bytes_streamed / 2**20:,.1f} MiB), "
         f"{stats.blobs_mounted:,} mounted, {stats.blobs_present:,} already there"
-        f"{_foreign(stats.foreign_layers_skipped)}; "
+        f"{_foreign(stats.foreign_layers_skipped)}{_attached(report.attached_merged)}; "
         f"{len(report.failed):,} failed{_requests(pool.counter.total - before)} "
         f"in {time.monotonic() - start:.1f}s",
     )
@@ -345,6 +348,10 @@ def _signature_steps(planned: Plan) -> str:
 def _requests(count: int) -> str:
     # Local OCI layouts make no requests; say nothing rather than "0 requests".
     return f"; {count:,} registry requests" if count else ""
+
+
+def _attached(merged: int) -> str:
+    return f", {merged:,} SBOMs of staging merged" if merged else ""
 
 
 def _foreign(skipped: int) -> str:

@@ -83,6 +83,10 @@ class AttestationService:
         made = False
         if "legacy" in self.formats:
             made = await self._attest_legacy(place, record, staging)
+        elif staging is not None and self.signatures.copy_attached:  # staging's `.att` alone
+            await self.signatures.replicate_tag(
+                staging, place, record.digest, "att", required=False
+            )
         if "bundle" in self.formats:
             made = await self._attest_bundle(place, record) or made
         if not made:
@@ -215,9 +219,9 @@ class AttestationService:
     async def replicate(self, source: Place, target: Place, digest: str) -> None:
         """Merge the primary's attestation into a mirror (bundles travel with the referrers
         index, which the signature's replication merges too)."""
-        grown = False
-        if "legacy" in self.formats:
-            grown = await self.signatures.replicate_tag(source, target, digest, "att")
+        grown = await self.signatures.replicate_tag(
+            source, target, digest, "att", required="legacy" in self.formats
+        )
         if "bundle" in self.formats:
             grown = bool(
                 await copy_referrers(

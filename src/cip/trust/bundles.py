@@ -148,17 +148,29 @@ async def copy_referrers(
     target: Registry,
     target_repository: str,
     subject: str,
+    *,
+    required: bool = True,
+    hold: list[Descriptor] | None = None,
 ) -> int:
-    """Merge the source's referrers of `subject` into the target; how many were added."""
+    """Merge the source's referrers of `subject` into the target; how many were added.
+
+    Referrer manifests (blobs first) go in before the index entry that names them. `hold`: the
+    entries are appended there instead of merged into the target's index (the caller puts them
+    in its own PUT). Without `required`, a source without referrers adds nothing.
+    """
     theirs = await read_attached(source, source_repository, referrers_tag(subject))
     if theirs is None:
+        if not required:
+            return 0
         raise RegistryError(
             f"no bundle to replicate: {referrers_tag(subject)} is missing on {source.name}",
             registry=source.name,
             image=source_repository,
             digest=subject,
         )
-    ours = await read_attached(target, target_repository, referrers_tag(subject))
+    ours = None
+    if hold is None:
+        ours = await read_attached(target, target_repository, referrers_tag(subject))
     existing = ours.parse().children if ours is not None else ()
     _, added = merge_index_entries(existing, theirs.parse().children)
     origin = BlobOrigin(source, source_repository)
@@ -166,12 +178,17 @@ async def copy_referrers(
         manifest = await source.get_manifest(source_repository, entry.digest)
         blobs = manifest.parse().blobs()
         await asyncio.gather(
-            *(writer.ensure_blob(target, target_repository, b.digest, origin) for b in blobs)
+            *(
+                writer.ensure_blob(target, target_repository, b.digest, origin, size=b.size)
+                for b in blobs
+            )
         )
         await target.put_manifest(
             target_repository, entry.digest, manifest.data, manifest.media_type
         )
-    if added:
+    if hold is not None:
+        hold.extend(added)
+    elif added:
         await merge_referrers_index(writer, target, target_repository, subject, added)
     return len(added)
 

@@ -27,7 +27,7 @@ from cip.trust.attached import attached_tag, signature_tag
 from cip.trust.bundles import (
     bundles_of,
     copy_referrers,
-    put_referrer,
+    merge_referrers_index,
     referrer,
     statement,
     write_referrer,
@@ -135,6 +135,22 @@ class SignatureService:
         """The referrers index entries `sign(..., hold_index=True)` held back (taken once)."""
         return self._held.pop((id(place.registry), place.repository, digest), [])
 
+    async def carry(self, staging: Place, place: Place, digest: str) -> None:
+        """What staging attaches to `digest` that the signature's own merge does not take:
+        its referrers (with bundles, held for the PUT of cip's own index entry, else merged
+        now, before cip's `.sig`), and, when no `.sig` of cip's is written, its `.sig` layers.
+        Either way the tag the plan reads is written only with cip's signature in or after it.
+        """
+        held = None
+        if "bundle" in self.formats:
+            held = self._held.setdefault((id(place.registry), place.repository, digest), [])
+        await copy_referrers(
+            self.writer, staging.registry, staging.repository, place.registry, place.repository,
+            digest, required=False, hold=held,
+        )  # fmt: skip
+        if "legacy" not in self.formats:
+            await self.replicate_tag(staging, place, digest, "sig", required=False)
+
     async def _sign(
         self,
         place: Place,
@@ -153,6 +169,8 @@ class SignatureService:
         signer = self.signer
         children = await self._children(place, digest)
         await asyncio.gather(*(self.sign(place, c.digest, reference, staging) for c in children))
+        if staging is not None and self.copy_attached:
+            await self.carry(staging, place, digest)
         written = False
         if "bundle" in self.formats:
             written = await self._sign_bundle(place, digest, reference, hold_index)
@@ -175,7 +193,11 @@ class SignatureService:
             key = (id(place.registry), place.repository, digest)
             self._held.setdefault(key, []).append(made.descriptor)
         else:
-            await put_referrer(self.writer, place.registry, place.repository, made, digest)
+            await write_referrer(self.writer, place.registry, place.repository, made)
+            entries = [*self.held_entries(place, digest), made.descriptor]
+            await merge_referrers_index(
+                self.writer, place.registry, place.repository, digest, entries
+            )
         return True
 
     async def _sign_legacy(
@@ -247,16 +269,20 @@ class SignatureService:
         await asyncio.gather(
             *(self.replicate(source, target, c.digest, reference) for c in children)
         )
-        written = False
-        if "bundle" in self.formats:
-            written = bool(
-                await copy_referrers(
-                    self.writer, source.registry, source.repository, target.registry,
-                    target.repository, digest,
-                )
-            )  # fmt: skip
-        if "legacy" in self.formats:
+        # The formats cip writes must be on the source; the other one is copied if there
+        # (staging's, carried to the primary).
+        bundles = "bundle" in self.formats
+        legacy = "legacy" in self.formats
+        written = bool(
+            await copy_referrers(
+                self.writer, source.registry, source.repository, target.registry,
+                target.repository, digest, required=bundles,
+            )
+        )  # fmt: skip
+        if legacy:
             written = await self._replicate_legacy(source, target, digest, reference) or written
+        else:
+            written = await self.replicate_tag(source, target, digest, "sig", required=False)
         if written:
             self.stats.replicated += 1
         else:
@@ -269,14 +295,18 @@ class SignatureService:
             self.payload_for(reference, digest)
         return await self.replicate_tag(source, target, digest, "sig")
 
-    async def replicate_tag(self, source: Place, target: Place, digest: str, suffix: str) -> bool:
+    async def replicate_tag(
+        self, source: Place, target: Place, digest: str, suffix: str, *, required: bool = True
+    ) -> bool:
         """Merge the source's `sha256-<hex>.<suffix>` layers into the target's; whether the
-        target's tag grew. RegistryError when the source has no such tag."""
+        target's tag grew. RegistryError when the source has no such tag and it is required."""
         tag = attached_tag(digest, suffix)
         theirs = await self._once(
             (suffix, id(source.registry), source.repository, digest),
             lambda: read_attached(source.registry, source.repository, tag),
         )
+        if theirs is None and not required:
+            return False
         if theirs is None:
             what = "signature" if suffix == "sig" else "attestation"
             raise RegistryError(

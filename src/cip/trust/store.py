@@ -151,10 +151,13 @@ class AttachedWriter:
                     image=repository,
                 )
             built = build_manifest(merged)
-            needed = {d.digest: blobs[d.digest] for d in added}
-            needed[built.config_descriptor.digest] = built.config
+            needed = {d.digest: (blobs[d.digest], d.size) for d in added}
+            needed[built.config_descriptor.digest] = (built.config, len(built.config))
             await asyncio.gather(
-                *(self.ensure_blob(registry, repository, d, b) for d, b in needed.items())
+                *(
+                    self.ensure_blob(registry, repository, d, b, size=size)
+                    for d, (b, size) in needed.items()
+                )
             )
             await registry.put_manifest(
                 repository, tag, built.manifest, "application/vnd.oci.image.manifest.v1+json"
@@ -164,8 +167,16 @@ class AttachedWriter:
             return MergeResult(True, tuple(merged), len(added))
 
     async def ensure_blob(
-        self, registry: Registry, repository: str, digest: str, blob: bytes | BlobOrigin
+        self,
+        registry: Registry,
+        repository: str,
+        digest: str,
+        blob: bytes | BlobOrigin,
+        *,
+        size: int | None = None,
     ) -> None:
+        """The blob in `repository`: already there, mounted, or uploaded. A blob from another
+        registry of a known `size` above `MAX_ATTACHED_BLOB` (an SBOM) is streamed, not read."""
         if await registry.blob_exists(repository, digest):
             return
         session = None
@@ -176,6 +187,11 @@ class AttachedWriter:
                     self.stats.blobs_mounted += 1
                     return
                 session = mount.session
+            if size is not None and size > MAX_ATTACHED_BLOB:
+                stream = blob.registry.stream_blob(blob.repository, digest)
+                await registry.upload_blob(repository, digest, stream, size=size, session=session)
+                self.stats.blobs_uploaded += 1
+                return
             data = await read_blob(blob.registry, blob.repository, digest)
         else:
             data = blob
