@@ -44,7 +44,7 @@ def test_a_good_addition_passes_and_reads_only_what_it_adds(pr: PullRequest) -> 
     assert (
         "  skipped  signature        every added digest is signed as the policy requires: " in out
     )
-    assert "needs staging verification (not available yet)" in out
+    assert "not asked for: no --verify-key or --certificate-identity policy" in out
     assert "Checks: 6 passed, 3 skipped" in out and "Findings" not in out
     assert (
         "  skipped  vulnerabilities" in out and "not asked for: no --vuln-severity-threshold" in out

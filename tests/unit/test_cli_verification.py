@@ -53,3 +53,15 @@ def test_a_policy_on_a_run_whose_source_has_nothing_attached_promotes_as_before(
     )
     held = run_cip("run", "--manifest", str(demo), "--verify-key", key, "--require-signature")
     assert held.returncode == 0, held.stdout  # everything is present now: nothing is judged
+
+
+def test_check_takes_the_same_policy_flags_and_refuses_a_trust_config_without_an_identity(
+    demo: Path, tmp_path: Path
+) -> None:
+    check = ("--manifest", str(demo), "--diff-base", "HEAD")
+    assert "needs --certificate-identity" in _usage_error(
+        *check, "--sigstore-trust-config", str(tmp_path / "t.json"), command="check"
+    )
+    assert "--require-signature: needs a verification policy" in _usage_error(
+        *check, "--require-signature", command="check"
+    )

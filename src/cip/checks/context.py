@@ -18,7 +18,9 @@ from cip.plan.edges import EdgeGroup
 from cip.plan.planner import Plan, plan
 from cip.promote.imagesize import ImageFacts, inspect_image
 from cip.promote.inventory import InventoryReader
+from cip.promote.validate import StagingReader
 from cip.registry.pool import RegistryPool
+from cip.trust.judge import Judgement, StagingPolicy
 from cip.vuln.gate import VulnGate
 
 DEFAULT_MAX_IMAGE_SIZE = 2048  # MiB: legacy upstream's default for --max-image-size
@@ -32,6 +34,7 @@ class CheckOptions:
     max_image_size: int = DEFAULT_MAX_IMAGE_SIZE  # MiB
     concurrency: int = 32
     vuln_gate: VulnGate | None = None  # the vulnerabilities check is skipped without one
+    staging: StagingPolicy | None = None  # the signature and provenance checks need one
 
 
 @dataclass
@@ -41,6 +44,7 @@ class CheckContext:
     options: CheckOptions = field(default_factory=CheckOptions)
     _tasks: dict[tuple[str, ...], asyncio.Future[object]] = field(default_factory=dict)
     _gate: asyncio.Semaphore | None = None
+    _staging: StagingReader | None = None
 
     async def _once(self, key: tuple[str, ...], make: Callable[[], Awaitable[T]]) -> T:
         task = self._tasks.get(key)
@@ -70,4 +74,17 @@ class CheckContext:
         return await self._once(
             ("image", group.source.name, group.image, group.digest),
             lambda: inspect_image(client, repository, group.digest, gate),
+        )
+
+    async def staging_judgement(self, group: EdgeGroup) -> Judgement | str:
+        """Staging's signatures and provenance of one source digest (read once for both
+        checks), or why staging could not be read."""
+        policy = self.options.staging
+        assert policy is not None, "only the signature and provenance checks ask, with a policy"
+        if self._staging is None:
+            self._staging = StagingReader(self.pool, policy, self.options.concurrency)
+        reader = self._staging
+        return await self._once(
+            ("trust", group.source.name, group.image, group.digest),
+            lambda: reader.judge(group.source, group.image, group.digest),
         )

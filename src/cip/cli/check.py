@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import click
 
@@ -29,7 +30,9 @@ from cip.cli.options import (
     output_option,
     selection_options,
 )
-from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options
+from cip.cli.signing import KeylessFlags
+from cip.cli.verification import VerificationFlags, staging_policy, verification_options
+from cip.cli.vuln import VulnFlags, vuln_gate, vulnerability_options_sharing_key
 from cip.promote.pipeline import request_table
 from cip.promote.tally import Tally
 from cip.report.checks import check_markdown, check_text
@@ -51,8 +54,10 @@ CHECK_HELP = """Check a manifest change before it is merged (a presubmit).
 Compares the manifests of the working tree (or of --head REF) with those of a
 base commit, and runs every check on what the change adds or changes: the
 manifests load, no tag maps to two digests, no tag moves in production, nothing
-promoted disappears, added digests are in staging and not too large, and (with
---vuln-severity-threshold) no changed digest is vulnerable.
+promoted disappears, added digests are in staging and not too large, (with
+--vuln-severity-threshold) no changed digest is vulnerable, and (with
+--verify-key or --certificate-identity) staging's signatures and provenance hold
+as cip run will verify them.
 
 \b
 Examples:
@@ -60,6 +65,7 @@ Examples:
   cip check --thin-manifest-dir=. --diff-base=origin/main --head=HEAD --output=markdown
   cip check --manifest=promoter.yaml --base=HEAD~1 --checks=overlap,removal
   cip check --thin-manifest-dir=. --base=origin/main --vuln-severity-threshold=HIGH --vuln-report=reports/
+  cip check --thin-manifest-dir=. --base=origin/main --verify-key=cosign.pub --require-signature
   cip check --list
 
 \b
@@ -96,7 +102,14 @@ def _list_text(checks: tuple[Check, ...]) -> str:
     "The size check's limit: an added image's compressed size (config and layers, "
     "all platforms) in mebibytes.",
 )
-@vulnerability_options
+@vulnerability_options_sharing_key
+@verification_options
+@click.option(
+    "--sigstore-trust-config",
+    metavar="FILE",
+    help="With --certificate-identity: the sigstore instance to trust (a client trust config "
+    "JSON). Default: the public-good instance.",
+)
 @output_option("text (default), json, markdown or sarif.")
 @network_options
 @log_level_option
@@ -117,6 +130,8 @@ def check_command(
     output: str | None,
     network: NetworkFlags,
     vuln: VulnFlags,
+    verification: VerificationFlags,
+    sigstore_trust_config: str | None,
 ) -> None:
     output = output or "text"
     if output not in OUTPUTS:
@@ -134,13 +149,23 @@ def check_command(
         )
     chosen = choose(_ids(only), _ids(skip))
     network.limits()  # a malformed --rate-limit is refused before git is read
-    gate = vuln_gate(vuln, network.options())
+    # One --verify-key: staging's signatures and provenance, and (with a threshold) the gate's
+    # vulnerability attestations.
+    shared_key = verification.verify_key if vuln.vuln_severity_threshold is not None else None
+    gate = vuln_gate(replace(vuln, verify_key=shared_key), network.options())
+    keyless = verification.certificate_identity or verification.certificate_identity_regexp
+    if sigstore_trust_config is not None and not keyless:
+        raise click.UsageError(
+            "--sigstore-trust-config says whom keyless signatures are trusted from: it needs "
+            "--certificate-identity or --certificate-identity-regexp"
+        )
+    staging = staging_policy(verification, KeylessFlags(trust_config=sigstore_trust_config), None)
     spec = ChangeSpec(
         manifests, thin_dirs, diff_base, manifest_diff_since, use_prow_manifest_diff, head, images
     )
     change = read_change(spec, os.environ)
     pool = network.pool(change.loaded.manifests)
-    options = CheckOptions(forbid_removal, max_image_size, network.concurrency, gate)
+    options = CheckOptions(forbid_removal, max_image_size, network.concurrency, gate, staging)
     tally = Tally("checks")
     results = run_coroutine(
         until_signalled(_run(CheckContext(change, pool, options), chosen, tally), tally)

@@ -78,6 +78,38 @@ async def _listing(pool: RegistryPool, registry: RegistryName, image: str) -> fr
         raise
 
 
+@dataclass
+class StagingReader:
+    """Reads and judges what staging attaches to source digests: one tag listing per source
+    repository, shared by every digest in it; `cip check` shares one between its checks."""
+
+    pool: RegistryPool
+    policy: StagingPolicy
+    concurrency: int = 32
+    _listings: dict[tuple[str, str], asyncio.Task[frozenset[str]]] = field(default_factory=dict)
+    _gate: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._gate = asyncio.Semaphore(self.concurrency)
+
+    async def judge(self, source: RegistryName, image: str, digest: str) -> Judgement | str:
+        """The digest's signature and provenance outcomes, or why staging could not be read."""
+        key = (source.name, image)
+        if key not in self._listings:
+            self._listings[key] = asyncio.ensure_future(_listing(self.pool, source, image))
+        client, repository = self.pool.locate(source, image)
+        try:
+            listed = await asyncio.shield(self._listings[key])
+            async with self._gate:
+                evidence = await read_evidence(client, repository, digest, listed)
+        except CipError as error:
+            return f"staging's signatures and attestations could not be read: {error.message}"
+        except OSError as error:  # an oci: layout that cannot be read
+            return f"staging could not be read: {error.filename}: {error.strerror or error}"
+        # Verification is CPU work (and sigstore-python's blocks): off the event loop.
+        return await asyncio.to_thread(judge, evidence, digest, self.policy)
+
+
 async def verify_staging(
     plan: Plan, pool: RegistryPool, policy: StagingPolicy, *, concurrency: int = 32
 ) -> tuple[Plan, StagingSummary]:
@@ -92,29 +124,11 @@ async def verify_staging(
     summary = StagingSummary(digests=len(judged))
     if not judged:
         return plan, summary
-    gate = asyncio.Semaphore(concurrency)
-    listings: dict[tuple[str, str], asyncio.Task[frozenset[str]]] = {}
-
-    async def one(key: Key) -> Judgement | str:
-        registry, image, digest = key
-        if (registry, image) not in listings:
-            listings[(registry, image)] = asyncio.ensure_future(
-                _listing(pool, sources[registry], image)
-            )
-        client, repository = pool.locate(sources[registry], image)
-        try:
-            listed = await listings[(registry, image)]
-            async with gate:
-                evidence = await read_evidence(client, repository, digest, listed)
-        except CipError as error:
-            return f"staging's signatures and attestations could not be read: {error.message}"
-        except OSError as error:  # an oci: layout that cannot be read
-            return f"staging could not be read: {error.filename}: {error.strerror or error}"
-        # Verification is CPU work (and sigstore-python's blocks): off the event loop.
-        return await asyncio.to_thread(judge, evidence, digest, policy)
-
+    reader = StagingReader(pool, policy, concurrency)
     keys = list(judged)
-    results = await asyncio.gather(*(one(key) for key in keys))
+    results = await asyncio.gather(
+        *(reader.judge(sources[registry], image, digest) for registry, image, digest in keys)
+    )
     verdicts: list[Verdict] = list(plan.verdicts)
     for key, result in zip(keys, results, strict=True):
         if isinstance(result, str):
