@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,12 @@ def test_bad_signatures_and_provenance_hold_back_their_images_in_a_dry_run_and_w
     assert dry.returncode == 1, dry.stderr
     for registry in (lab.staging, lab.mirror):
         assert writes(registry, marks[registry.host]) == []
+    # Bounded per source digest: the plan's HEAD, one tag listing per repository, and one GET
+    # per listed attached tag and per layer or referrer in it (at most 7 here).
+    per_repository = Counter(
+        e.path.split("/")[3] for e in lab.staging.requests_since(marks[lab.staging.host])
+    )
+    assert set(per_repository) == set(lab.images) and max(per_repository.values()) <= 7
     found = verdicts(json.loads(dry.stdout))
     held = {name: verdict for name, (verdict, _) in found.items() if verdict != "copy"}
     assert held == {
@@ -169,6 +176,12 @@ def test_bad_signatures_and_provenance_hold_back_their_images_in_a_dry_run_and_w
     for name, image in lab.images.items():
         expected = name not in BAD_SIGNATURES and name != "wrongprov"
         assert present(lab.mirror, f"prod/{name}", image.digest) is expected, name
+    # Promoted images are not judged again: the rerun reads staging only for the held-back ones.
+    mark = lab.staging.mark()
+    again = run_cip("run", "--manifest", str(lab.manifest), *policy)
+    assert again.returncode == 1
+    read = {e.path.split("/")[3] for e in lab.staging.requests_since(mark)}
+    assert read == BAD_SIGNATURES | {"wrongprov"}
 
 
 def held_reasons(found: dict[str, tuple[str, str | None]]) -> list[tuple[str, str | None]]:
