@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,15 @@ from tests.e2e.test_dry_run import manifest
 from tests.e2e.test_keyless_bundles import bundles, referrer_manifests
 from tests.e2e.test_promote import dmap
 from tests.e2e.test_staging_verification import attach
-from tests.lab.images import Image, artifact, oci_image, oci_index, referrers_index
+from tests.lab.images import (
+    EMPTY_CONFIG,
+    Image,
+    artifact,
+    oci_image,
+    oci_index,
+    referrers_index,
+    seeded_blob,
+)
 from tests.lab.registry_lab import LabRegistry
 from tests.lab.sigstore_lab import SigstoreLab, make_token
 from tests.trust.keyfiles import openssl_keypair
@@ -156,3 +165,47 @@ def test_bundle_format_puts_staging_referrers_in_cips_referrers_index_on_every_m
         "--sigstore-trust-config", str(sigstore_lab.trust_config), "--signature-format=bundle",
     )  # fmt: skip
     assert "phase sign: 0 signatures made" in again.stderr
+
+
+def test_a_large_sbom_referrer_is_streamed_to_every_mirror(
+    registry_factory: Callable[..., LabRegistry], tmp_path: Path
+) -> None:
+    staging = registry_factory()
+    mirrors = [registry_factory() for _ in range(2)]
+    app = oci_image(811)
+    push_images(staging, [("stage/app", app, "src")])
+    big = seeded_blob(812, 6 * 1024 * 1024, SPDX)  # above what is read into memory (4 MiB)
+    referrer = Image(
+        json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": SBOM_ARTIFACT,
+            "config": EMPTY_CONFIG.descriptor(),
+            "layers": [big.descriptor()],
+            "subject": {"mediaType": app.media_type, "digest": app.digest, "size": app.size},
+        }).encode(),
+        "application/vnd.oci.image.manifest.v1+json",
+        (EMPTY_CONFIG, big),
+    )  # fmt: skip
+    attach(staging, "stage/app", [(referrer.digest, referrer),
+                                  (referrers_tag(app.digest), referrers_index([referrer]))])  # fmt: skip
+    path = manifest(tmp_path / "m.yaml", f"{staging.host}/stage",
+                    [f"{m.host}/prod" for m in mirrors], dmap("app", app, "1.0"))  # fmt: skip
+    keys = openssl_keypair(tmp_path / "keys")
+    done = run_cip("run", "--manifest", str(path), "--confirm", "--signing-key", str(keys.private))
+    assert done.returncode == 0, done.stdout + done.stderr
+    for mirror in mirrors:
+        (found,) = referrer_manifests(mirror, "prod/app", app.digest)
+        assert found["layers"] == [big.descriptor()]  # type: ignore[comparison-overlap]
+        assert blob_digest(mirror, "prod/app", big.digest) == big.digest
+
+
+def blob_digest(lab: LabRegistry, repository: str, digest: str) -> str:
+    async def read() -> str:
+        async with open_http_registry(lab.host) as client:
+            hasher = hashlib.sha256()
+            async for chunk in client.stream_blob(repository, digest):
+                hasher.update(chunk)
+            return f"sha256:{hasher.hexdigest()}"
+
+    return asyncio.run(read())
