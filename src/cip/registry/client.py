@@ -140,6 +140,12 @@ class Registry(Protocol):
         self, repository: str, digest: str, *, artifact_type: str | None = None
     ) -> list[Descriptor]: ...
 
+    async def subject_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
+        """The referrers the store finds by their `subject` (the OCI 1.1 referrers API, or a
+        layout's index), leaving out the referrers tag's index; None where there is no such
+        lookup (a registry without the API, which then costs one request per registry)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

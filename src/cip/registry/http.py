@@ -407,15 +407,19 @@ class HttpRegistry:
         self, repository: str, digest: str, *, artifact_type: str | None = None
     ) -> list[Descriptor]:
         """OCI 1.1 referrers API; where it is missing (404), the `<alg>-<hex>` tag's index."""
-        found: list[Descriptor] | None = None
-        if self._referrers_api is not False:
-            found = await self._referrers_api_list(repository, digest, artifact_type)
-            self._referrers_api = found is not None
+        found = await self.subject_referrers(repository, digest, artifact_type)
         if found is None:
             # distribution-spec "Unavailable Referrers API": fall back to the tag schema.
             found = await referrers_from_tag(self, repository, digest)
-        if artifact_type is not None:
-            found = [d for d in found if d.artifact_type == artifact_type]
+        return [d for d in found if artifact_type in (None, d.artifact_type)]
+
+    async def subject_referrers(
+        self, repository: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        if self._referrers_api is False:
+            return None
+        found = await self._referrers_api_list(repository, digest, artifact_type)
+        self._referrers_api = found is not None
         return found
 
     async def _referrers_api_list(

@@ -322,11 +322,9 @@ class LayoutRegistry:
 
     # -- referrers --------------------------------------------------------------------------
 
-    async def referrers(
-        self, repository: str, digest: str, *, artifact_type: str | None = None
-    ) -> list[Descriptor]:
-        """Manifests in index.json whose `subject` is `digest`, plus the referrers tag's index."""
-        found: dict[str, Descriptor] = {}
+    async def subject_referrers(self, repository: str, digest: str) -> list[Descriptor]:
+        """Manifests in index.json whose `subject` is `digest` (a layout's referrers API)."""
+        found: list[Descriptor] = []
         if not (self._dir(repository) / LAYOUT_FILE).exists():
             return []
         for entry in self._entries(repository):
@@ -335,14 +333,23 @@ class LayoutRegistry:
                 continue
             parsed = media.parse_manifest(path.read_bytes(), entry.media_type)
             if parsed.subject is not None and parsed.subject.digest == digest:
-                found[entry.digest] = Descriptor(
-                    entry.media_type,
-                    entry.digest,
-                    entry.size,
-                    annotations=parsed.annotations,
-                    artifact_type=parsed.artifact_type
-                    or (parsed.config.media_type if parsed.config else None),
+                found.append(
+                    Descriptor(
+                        entry.media_type,
+                        entry.digest,
+                        entry.size,
+                        annotations=parsed.annotations,
+                        artifact_type=parsed.artifact_type
+                        or (parsed.config.media_type if parsed.config else None),
+                    )
                 )
+        return found
+
+    async def referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        """Manifests in index.json whose `subject` is `digest`, plus the referrers tag's index."""
+        found = {d.digest: d for d in await self.subject_referrers(repository, digest)}
         for child in await referrers_from_tag(self, repository, digest):
             found.setdefault(child.digest, child)
         return [d for d in found.values() if artifact_type in (None, d.artifact_type)]

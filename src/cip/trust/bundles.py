@@ -151,15 +151,23 @@ async def copy_referrers(
     *,
     required: bool = True,
     hold: list[Descriptor] | None = None,
+    by_subject: bool = False,
 ) -> int:
     """Merge the source's referrers of `subject` into the target; how many were added.
 
     Referrer manifests (blobs first) go in before the index entry that names them. `hold`: the
     entries are appended there instead of merged into the target's index (the caller puts them
-    in its own PUT). Without `required`, a source without referrers adds nothing.
+    in its own PUT). Without `required`, a source without referrers adds nothing. `by_subject`:
+    those the source serves by the OCI 1.1 API (or a layout's index) count too, as in staging;
+    cip's own destinations keep theirs in the referrers tag.
     """
     theirs = await read_attached(source, source_repository, referrers_tag(subject))
-    if theirs is None:
+    entries = list(theirs.parse().children) if theirs is not None else []
+    if by_subject:
+        known = {entry.digest for entry in entries}
+        served = await source.subject_referrers(source_repository, subject) or ()
+        entries += [entry for entry in served if entry.digest not in known]
+    if not entries:
         if not required:
             return 0
         raise RegistryError(
@@ -172,7 +180,7 @@ async def copy_referrers(
     if hold is None:
         ours = await read_attached(target, target_repository, referrers_tag(subject))
     existing = ours.parse().children if ours is not None else ()
-    _, added = merge_index_entries(existing, theirs.parse().children)
+    _, added = merge_index_entries(existing, entries)
     origin = BlobOrigin(source, source_repository)
     for entry in added:  # referrers before the index that names them
         manifest = await source.get_manifest(source_repository, entry.digest)

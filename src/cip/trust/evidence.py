@@ -1,9 +1,10 @@
 """What a repository holds attached to one digest, read within a fixed budget of requests.
 
 The caller already knows, from the repository's tag listing, which of `sha256-<hex>.sig`,
-`.att` and the referrers tag `sha256-<hex>` exist, so nothing is probed: each listed tag costs
+`.att` and the referrers tag `sha256-<hex>` exist, so no tag is probed: each listed tag costs
 one GET, then one blob per layer (or one manifest and one blob per referrer), at most
-`MAX_EXAMINED` of each. What is read is kept as bytes for `judge.py`; nothing here decides.
+`MAX_EXAMINED` of each. Referrers a registry serves by the OCI 1.1 API appear in no listing:
+one more GET per digest asks for them (one per registry where the API is missing). What is read is kept as bytes for `judge.py`; nothing here decides.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from cip.errors import RegistryError
 from cip.model.refs import short_digest
-from cip.oci.media import referrers_tag
+from cip.oci.media import Descriptor, referrers_tag
 from cip.registry.client import Manifest, Registry
 from cip.trust.attached import SIMPLE_SIGNING_MEDIA_TYPE, attached_tag
 from cip.trust.dsse import ENVELOPE_MEDIA_TYPE
@@ -73,13 +74,24 @@ async def _layers(
     ]
 
 
+async def referrer_entries(
+    registry: Registry, repository: str, digest: str, listed: Set[str]
+) -> list[Descriptor]:
+    """The referrers of `digest`: the referrers tag's index when the listing shows it, and those
+    the store finds by subject (the OCI 1.1 API, or a layout's index), each once."""
+    found: dict[str, Descriptor] = {}
+    if referrers_tag(digest) in listed:
+        index = await _manifest(registry, repository, referrers_tag(digest))
+        found = {d.digest: d for d in index.parse().children} if index is not None else {}
+    for entry in await registry.subject_referrers(repository, digest) or ():
+        found.setdefault(entry.digest, entry)
+    return list(found.values())
+
+
 async def _bundles(
-    registry: Registry, repository: str, digest: str, evidence: Evidence
+    registry: Registry, repository: str, digest: str, listed: Set[str], evidence: Evidence
 ) -> list[Piece]:
-    index = await _manifest(registry, repository, referrers_tag(digest))
-    if index is None:
-        return []
-    entries = list(index.parse().children)
+    entries = await referrer_entries(registry, repository, digest, listed)
     evidence.unexamined += max(0, len(entries) - MAX_EXAMINED)
 
     async def one(reference: str) -> Piece | None:
@@ -111,9 +123,7 @@ async def read_evidence(
         _layers(registry, repository, att, ENVELOPE_MEDIA_TYPE, evidence)
         if att in listed
         else _none(),
-        _bundles(registry, repository, digest, evidence)
-        if referrers_tag(digest) in listed
-        else _none(),
+        _bundles(registry, repository, digest, listed, evidence),
     )
     evidence.signatures, evidence.envelopes, evidence.bundles = signatures, envelopes, bundles
     return evidence

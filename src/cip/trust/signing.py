@@ -146,7 +146,7 @@ class SignatureService:
             held = self._held.setdefault((id(place.registry), place.repository, digest), [])
         await copy_referrers(
             self.writer, staging.registry, staging.repository, place.registry, place.repository,
-            digest, required=False, hold=held,
+            digest, required=False, hold=held, by_subject=True,
         )  # fmt: skip
         if "legacy" not in self.formats:
             await self.replicate_tag(staging, place, digest, "sig", required=False)
