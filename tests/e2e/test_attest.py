@@ -33,7 +33,8 @@ Layer = tuple[bytes, dict[str, str]]
 
 
 def att_layers(lab: LabRegistry, repository: str, digest: str) -> list[Layer]:
-    """The layers of `repository:sha256-<hex>.att` ([] when the tag is missing)."""
+    """The layers of `repository:sha256-<hex>.att` ([] when the tag is missing), each a DSSE
+    envelope as cosign stores attestations."""
 
     async def read() -> list[Layer]:
         async with open_http_registry(lab.host) as client:
@@ -43,6 +44,7 @@ def att_layers(lab: LabRegistry, repository: str, digest: str) -> list[Layer]:
             manifest = json.loads((await client.get_manifest(repository, tag)).data)
             found = []
             for layer in manifest["layers"]:
+                assert layer["mediaType"] == "application/vnd.dsse.envelope.v1+json"
                 chunks = [c async for c in client.stream_blob(repository, layer["digest"])]
                 found.append((b"".join(chunks), dict(layer.get("annotations") or {})))
             return found
