@@ -50,7 +50,7 @@ class Cycling:
     """Every 3rd request gets the next fault of CYCLE; RESET_AFTER only hits reads.
 
     A lost answer to an upload's final PUT cannot be fixed by replaying the PUT (the session is
-    gone); the copy layer handles that by checking the blob, so it is out of scope here.
+    gone); `upload_blob` then checks the blob, tested on its own below.
     """
 
     def __init__(self) -> None:
@@ -279,3 +279,26 @@ def test_per_host_concurrency_limit(lab_registry: LabRegistry) -> None:
 
     proxy = asyncio.run(body())
     assert proxy.peak_in_flight == 2
+
+
+def test_a_lost_answer_to_an_uploads_final_put_is_an_upload_done(
+    lab_registry: LabRegistry,
+) -> None:
+    """The registry stored the blob but its answer to the final PUT was lost (reset after the
+    registry saw it): the replayed PUT finds the session closed (404 BLOB_UPLOAD_UNKNOWN), yet
+    the blob is there, so the upload succeeded. Signatures upload their payloads this way."""
+    blob = images.bytes_blob(b"a signature payload, uploaded once")
+    schedule = Script([RESET_AFTER], methods=frozenset({"PUT"}), path="/blobs/uploads/")
+
+    async def body() -> None:
+        async with FaultProxy(lab_registry.host, schedule) as proxy:
+            reg = resilient_registry(proxy.host)
+            try:
+                await reg.upload_blob("lab/sig", blob.digest, blob.data or b"")
+                assert await reg.blob_exists("lab/sig", blob.digest)
+            finally:
+                await reg.aclose()
+            puts = [r for r in proxy.records if r.request.method == "PUT"]
+            assert [r.fault for r in puts][:1] == [RESET_AFTER] and len(puts) == 2
+
+    asyncio.run(body())

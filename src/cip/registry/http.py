@@ -388,9 +388,17 @@ class HttpRegistry:
             put_url = URL(
                 f"{location}{'&' if '?' in location else '?'}digest={digest}", encoded=True
             )
-            await self._must(
-                "PUT", put_url, what, ok=(201, 204), data=body, headers=headers, context=ctx
-            )
+            try:
+                await self._must(
+                    "PUT", put_url, what, ok=(201, 204), data=body, headers=headers, context=ctx
+                )
+            except RegistryError as error:
+                # A lost answer after the registry stored the blob: the replay finds the session
+                # closed (Distribution 2.8.2: 404 BLOB_UPLOAD_UNKNOWN); the blob there is done.
+                with contextlib.suppress(RegistryError):
+                    if await self.blob_exists(repository, digest):
+                        return
+                raise error
         except BaseException:
             await self._cancel(location)
             raise
