@@ -56,6 +56,7 @@ class ProxyRequest:
     method: str
     path: str
     at: float  # time.monotonic() when the request head arrived
+    body_size: int = 0  # bytes of request body (chunked framing included) the client sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,15 @@ class FaultProxy:
     def statuses(self) -> list[int]:
         return [r.status for r in self.records]
 
+    def bytes_relayed(self, methods: frozenset[str] = frozenset({"PUT", "PATCH", "POST"})) -> int:
+        """Request body bytes relayed to the registry for these methods: what a client
+        uploaded, attempts that were answered or reset after the registry saw them included."""
+        return sum(
+            r.request.body_size
+            for r in list(self.records)
+            if r.request.method in methods and r.fault.kind in ("pass", "slow", "reset-after")
+        )
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -222,7 +232,7 @@ class FaultProxy:
                 try:
                     body = await _read_body(reader, headers, has_body=True)
                     request = ProxyRequest(
-                        self._arrivals - 1, method.decode(), path.decode(), arrived
+                        self._arrivals - 1, method.decode(), path.decode(), arrived, len(body)
                     )
                     upstream, keep = await self._serve(request, head, body, writer, upstream)
                 finally:
