@@ -182,10 +182,12 @@ class Holdings:
     signature_layers: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-async def _holdings(client: Registry, host: str, parallel: int) -> Holdings:
+async def _holdings(
+    client: Registry, host: str, parallel: int, complete: set[tuple[str, str]]
+) -> Holdings:
     found = Holdings(host)
     gate = asyncio.Semaphore(parallel)
-    known: dict[tuple[str, str], bool] = {}  # (repository, digest) → complete
+    known: dict[tuple[str, str], bool] = {}  # (repository, digest) → complete, in this reading
 
     async def tagged(repository: str, tag: str) -> bool:
         async with gate:
@@ -193,7 +195,12 @@ async def _holdings(client: Registry, host: str, parallel: int) -> Holdings:
         found.tags[(repository, tag)] = manifest.digest
         if tag.endswith(".sig"):
             found.signature_layers[(repository, tag)] = len(manifest.parse().layers)
-        return await references_present(repository, manifest)
+        if (repository, manifest.digest) in complete:
+            return True
+        if await references_present(repository, manifest):
+            complete.add((repository, manifest.digest))
+            return True
+        return False
 
     async def references_present(repository: str, manifest: Manifest) -> bool:
         parsed = manifest.parse()
@@ -203,18 +210,26 @@ async def _holdings(client: Registry, host: str, parallel: int) -> Holdings:
 
     async def child_complete(repository: str, digest: str) -> bool:
         key = (repository, digest)
+        if key in complete:
+            return True
         if key not in known:
             async with gate:
                 there = await client.head_manifest(repository, digest) is not None
                 manifest = await client.get_manifest(repository, digest) if there else None
             known[key] = manifest is not None and await references_present(repository, manifest)
+            if known[key]:
+                complete.add(key)
         return known[key]
 
     async def blob_present(repository: str, digest: str) -> bool:
         key = (repository, digest)
+        if key in complete:
+            return True
         if key not in known:
             async with gate:
                 known[key] = await client.blob_exists(repository, digest)
+            if known[key]:
+                complete.add(key)
         return known[key]
 
     async def repository(name: str) -> None:
@@ -237,13 +252,23 @@ async def _holdings(client: Registry, host: str, parallel: int) -> Holdings:
     return found
 
 
-def read_holdings(hosts: list[str], parallel: int = 16) -> list[Holdings]:
+def read_holdings(
+    hosts: list[str],
+    remembered: dict[str, set[tuple[str, str]]] | None = None,
+    parallel: int = 16,
+) -> list[Holdings]:
     """Read every tag of every repository of each host directly (no proxy), with everything each
-    tag's manifest references: children, config, layers."""
+    tag's manifest references: children, config, layers.
+
+    `remembered` (per host: repository and digest of what was found complete) spares reading
+    again what an earlier check found: nothing in the soak deletes, so what was complete stays
+    complete. The final check reads everything afresh.
+    """
+    memory = remembered if remembered is not None else {}
 
     async def one(host: str) -> Holdings:
         async with open_http_registry(host) as client:
-            return await _holdings(client, host, parallel)
+            return await _holdings(client, host, parallel, memory.setdefault(host, set()))
 
     async def go() -> list[Holdings]:
         return list(await asyncio.gather(*(one(host) for host in hosts)))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.conftest import registry_factory
+from tests.lab.conftest import lab_registry, registry_factory
 
-__all__ = ["registry_factory"]
+__all__ = ["lab_registry", "registry_factory"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -57,9 +58,9 @@ class Size:
     name: str
     images: int
     kills: int
-    restarts: int  # runs during which a mirror is restarted
-    kill_writes: tuple[int, int]  # a kill comes this many writes into a run
-    early_kills: float  # the share of kills at a random moment instead (planning included)
+    restarts: int  # runs during which a mirror is restarted (then killed by writes)
+    kill_writes: tuple[int, int]  # a kill by writes comes this many writes into a run
+    early_kills: float  # the share of kills at a random moment (planning included)
     storm_gap: float  # mean seconds between two storms at one proxy
 
 
@@ -67,6 +68,9 @@ SHORT = Size("short", 200, kills=3, restarts=1, kill_writes=(200, 1500), early_k
              storm_gap=20.0)  # fmt: skip
 LONG = Size("long", 300, kills=24, restarts=4, kill_writes=(50, 500), early_kills=0.2,
             storm_gap=10.0)  # fmt: skip
+# How a run is killed: after a random moment (planning included), a random number of writes
+# (a restart of a mirror on the way for "restart"), or a random number of `.sig` writes.
+Kill = Literal["moment", "writes", "restart", "signing"]
 # Patience for hosts that go down: a restart or a storm lasts seconds, never the 5 min default.
 PATIENCE = ("--retry-timeout", "20s", "--retry-max-backoff", "1s")
 
@@ -81,7 +85,7 @@ class Tally:
     edges: int = 0
     runs: int = 0
     kills: int = 0
-    early_kills: int = 0
+    kill_kinds: dict[str, int] = field(default_factory=dict)
     restarts: int = 0
     exits: dict[str, int] = field(default_factory=dict)
     checks: int = 0
@@ -95,7 +99,7 @@ class Tally:
     def line(self) -> str:
         return (
             f"soak {self.size} seed={self.seed}: {self.images} images, {self.edges} edges, "
-            f"{self.runs} runs, {self.kills} SIGKILLs ({self.early_kills} at a random moment), "
+            f"{self.runs} runs, {self.kills} SIGKILLs {self.kill_kinds}, "
             f"{self.restarts} mirror restarts, exits {self.exits}, {self.checks} checks, "
             f"faults {self.faults}, {self.requests} requests through the proxies, "
             f"{self.bytes_uploaded} bytes uploaded to the mirrors "
@@ -157,14 +161,18 @@ class Soak:
             "--signing-key", str(self.keys.private), *PATIENCE,
         ]  # fmt: skip
         self._seen = [0] * len(self.mirror_proxies)  # proxy records already counted
-        self.writes = 0  # writes relayed to the mirrors so far
+        self.writes = self.signature_writes = 0  # relayed to the mirrors so far
+        self.complete: dict[str, set[tuple[str, str]]] = {}  # what checks found complete
 
-    def count_writes(self) -> int:
+    def count_writes(self) -> tuple[int, int]:
+        """Writes relayed to the mirrors so far, and how many of them wrote a `.sig` tag."""
         for index, proxy in enumerate(self.mirror_proxies):
             fresh = proxy.records[self._seen[index] :]
             self._seen[index] += len(fresh)
-            self.writes += sum(1 for r in fresh if r.request.method in WRITES)
-        return self.writes
+            written = [r.request for r in fresh if r.request.method in WRITES]
+            self.writes += len(written)
+            self.signature_writes += sum(1 for r in written if r.path.endswith(".sig"))
+        return self.writes, self.signature_writes
 
     def timed(self, stage: str, *args: str) -> subprocess.CompletedProcess[str]:
         """`cip ARGS`, its wall time added to the stage's."""
@@ -177,23 +185,36 @@ class Soak:
         """No tag on incomplete content, no tag other than the manifests say."""
         self.tally.checks += 1
         begun = time.monotonic()
-        for held in read_holdings([m.host for m in self.mirrors]):
+        for held in read_holdings([m.host for m in self.mirrors], self.complete):
             assert held.incomplete == [], f"{when}: tags on incomplete content in {held.host}"
             assert wrong_tags(held, self.images) == [], when
         self.tally.seconds["checks"] = (
             self.tally.seconds.get("checks", 0) + time.monotonic() - begun
         )
 
+    def kill_plan(self) -> list[Kill]:
+        """The kind of each kill, shuffled: at least one in the sign phase and, when the size
+        asks for them, some at a random moment; mirrors restart during runs killed by writes."""
+        kills, size = self.size.kills, self.size
+        signing = max(1, kills // 4)
+        moments = round(kills * size.early_kills)
+        writes = kills - signing - moments
+        assert writes >= size.restarts, "every restart needs a run killed by its writes"
+        kinds: list[Kill] = ["signing"] * signing + ["moment"] * moments
+        kinds += ["restart"] * size.restarts + ["writes"] * (writes - size.restarts)
+        self.rng.shuffle(kinds)
+        return kinds
+
     def chaotic_runs(self) -> None:
         """Run, kill at a random point, check, rerun, until the planned kills are done."""
-        restart_runs = set(self.rng.sample(range(1, self.size.kills), self.size.restarts))
-        while self.tally.kills < self.size.kills:
+        plan = self.kill_plan()
+        while self.tally.kills < len(plan):
             run = self.tally.runs
             self.tally.runs += 1
             err = self.tmp / f"run-{run:02d}.err"
             with err.open("w") as stderr:
                 process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=stderr)
-                killed = self._watch(process, restart=run in restart_runs)
+                killed = self._watch(process, plan[self.tally.kills])
             text = err.read_text()
             assert "Traceback" not in text, f"run {run}: {text[-3000:]}"
             if not killed:
@@ -208,29 +229,31 @@ class Soak:
         )
         assert self.tally.restarts == self.size.restarts, "a planned restart found no run"
 
-    def _watch(self, process: subprocess.Popen[bytes], *, restart: bool) -> bool:
+    def _watch(self, process: subprocess.Popen[bytes], kind: Kill) -> bool:
         """Wait for the run's kill point (and restart a mirror on the way); True if killed."""
-        started, base = time.monotonic(), self.count_writes()
-        early = not restart and self.rng.random() < self.size.early_kills
+        started = time.monotonic()
+        writes, signatures = self.count_writes()
         moment = self.rng.uniform(0.2, 3.0)
-        kill_at = base + self.rng.randint(*self.size.kill_writes)
-        restart_at = base + self.rng.randint(20, 200) if restart else None
-        if restart_at is not None:
-            kill_at = restart_at + self.rng.randint(*self.size.kill_writes)
+        restart_at = writes + self.rng.randint(20, 200) if kind == "restart" else None
+        kill_at = (restart_at or writes) + self.rng.randint(*self.size.kill_writes)
+        signed_at = signatures + self.rng.randint(1, 40)
         mirror = self.rng.choice(self.mirrors)
         down_for = self.rng.uniform(0.3, 2.0)
         while process.poll() is None:
-            writes = self.count_writes()
+            writes, signatures = self.count_writes()
             if restart_at is not None and writes >= restart_at:
                 mirror.restart(down_for, time.sleep)
                 self.tally.restarts += 1
                 restart_at = None
-            due = time.monotonic() - started >= moment if early else writes >= kill_at
-            if due and restart_at is None:
+            due = {
+                "moment": time.monotonic() - started >= moment,
+                "signing": signatures >= signed_at,
+            }.get(kind, writes >= kill_at and restart_at is None)
+            if due:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
                 self.tally.kills += 1
-                self.tally.early_kills += early
+                self.tally.kill_kinds[kind] = self.tally.kill_kinds.get(kind, 0) + 1
                 return True
             time.sleep(0.01)
         return False
@@ -244,13 +267,13 @@ class Soak:
         self.check("after the converging run")
         for schedule in self.chaos:
             schedule.calm = True
-        before = self.count_writes()
+        before = self.count_writes()[0]
         calm = self.timed("calm run", *self.argv[3:])
         self.tally.runs += 1
         assert calm.returncode == 0, calm.stdout[-3000:] + calm.stderr[-3000:]
         assert f"present {self.tally.edges:,}," in calm.stdout, calm.stdout[-2000:]
         assert "phase sign: 0 signatures made, 0 replicated" in calm.stderr, calm.stderr
-        assert self.count_writes() == before, "a rerun after convergence wrote"
+        assert self.count_writes()[0] == before, "a rerun after convergence wrote"
 
     def everything_in_place(self) -> None:
         verified = self.timed("verify", "verify", "--manifest", str(self.path), *PATIENCE)
