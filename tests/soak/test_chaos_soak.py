@@ -3,12 +3,12 @@
 A staging registry and three mirrors (real registries), each behind a fault proxy that scatters
 connection resets and 5xx answers and brings storms of 503s and of 429s with `Retry-After`.
 `cip run --confirm --signing-key` is SIGKILLed at random points (a random number of writes into
-the run, or a random moment, planning included) and rerun; during some runs a mirror is stopped
+the run, of signature writes, or a random moment, planning included) and rerun; during some runs a mirror is stopped
 by its PID and started again on the same port with the same storage. After every step no
 destination tag may point at incomplete content (each tag's manifest, children, config and
 layers read back directly from the registries) and no tag may be other than the manifests say.
-At the end a rerun converges, a calm rerun writes nothing, `cip verify` finds every edge in
-place and `cip sigcheck` every signature valid, each `.sig` holding exactly one signature.
+At the end a rerun converges, a calm rerun writes nothing, `cip verify` with the soak's public key
+finds every edge in place and every signature valid, each `.sig` holding exactly one signature.
 
 The short soak runs by default (a few kills, within CI's time); `CIP_SOAK_LONG=1` runs the long
 one (at least 20 kills) and writes its numbers to `CIP_SOAK_RESULTS` (default
@@ -43,6 +43,7 @@ from tests.soak.chaos import (
     WRITES,
     Chaos,
     Mirror,
+    all_digests,
     build_catalog,
     content_bytes,
     missing_signatures,
@@ -276,13 +277,19 @@ class Soak:
         assert self.count_writes()[0] == before, "a rerun after convergence wrote"
 
     def everything_in_place(self) -> None:
-        verified = self.timed("verify", "verify", "--manifest", str(self.path), *PATIENCE)
-        assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
-        sigcheck = self.timed(
-            "sigcheck", "sigcheck", "--manifest", str(self.path),
-            "--verify-key", str(self.keys.public), *PATIENCE,
+        """`cip verify` with a verify policy: every edge in place, every digest (index children
+        included) signed on every mirror with the soak's key."""
+        verified = self.timed(
+            "verify", "verify", "--manifest", str(self.path),
+            "--verify-key", str(self.keys.public), "--output=json", *PATIENCE,
         )  # fmt: skip
-        assert sigcheck.returncode == 0, sigcheck.stdout[-3000:] + sigcheck.stderr[-3000:]
+        assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+        verification = json.loads(verified.stdout)["verification"]
+        assert verification["in_place"] == verification["edges"] == self.tally.edges
+        signed = sum(len(all_digests(image)) for image in self.images.values())
+        signatures = verification["signatures"]
+        assert signatures["checked"] == signed * len(self.mirrors), signatures
+        assert signatures["gaps"] == [], signatures["gaps"][:10]
         for held in read_holdings([m.host for m in self.mirrors]):
             assert held.incomplete == [] and wrong_tags(held, self.images) == []
             assert missing_signatures(held, self.images) == [], held.host
