@@ -85,6 +85,26 @@ def test_adaptive_rate_cuts_multiplicatively_and_recovers_additively() -> None:
     assert limit.current_rate() is None  # back at the refused rate: uncapped again
 
 
+def test_a_429_storm_outlasting_its_retry_after_halves_the_rate_not_the_pause() -> None:
+    now = [0.0]
+    limit = HostLimit(RateLimitConfig(decrease=0.5, recovery=0.1), "r", lambda: now[0])
+
+    async def send_one() -> float:
+        return await limit.before_send()
+
+    for _ in range(40):  # 40 requests/second, uncapped
+        asyncio.run(send_one())
+        now[0] += 0.025
+    limit.throttled(now[0] - 0.025, 1.0)  # 429, Retry-After: 1
+    assert limit.current_rate() == pytest.approx(20.0)
+    now[0] += 1.0  # the pause is over; the storm is not: the first request gets 429 again
+    limit.throttled(asyncio.run(send_one()), 1.0)
+    # One request went out in the last second, because of the pause; the rate the registry
+    # refused is the one allowed (22/s after a second of recovery), halved again.
+    assert limit.cuts == 2
+    assert limit.current_rate() == pytest.approx(11.0)
+
+
 def test_challenge_parsing() -> None:
     challenge = parse_challenge(
         'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'

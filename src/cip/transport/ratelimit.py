@@ -122,13 +122,18 @@ class HostLimit:
     def throttled(self, sent_at: float, retry_after: float | None) -> None:
         """A 429 for a request started at `sent_at`: one cut per round of requests in flight."""
         now = self._clock()
+        # A request sent within a second of a Retry-After pause's end: the last second's sends
+        # are mostly the pause, so they say nothing of the rate the registry refused.
+        after_pause = sent_at < self._paused_until + 1.0
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
         if not self.adaptive or sent_at < self._cut_at:
             return  # sent before the last cut: that cut already answered it (TCP's rule)
         measured = float(max(1, len(self._sent)))
         current = self.current_rate()
-        base = measured if current is None else min(current, measured)
+        if current is not None:
+            measured = current if after_pause else min(current, measured)
+        base = measured
         self._ceiling = base  # the rate the registry refused: uncapped again once back there
         self._cut_rate = max(self._config.min_rate, base * self._config.decrease)
         self._cut_at = now
