@@ -55,11 +55,12 @@ def edge_counts(stdout: str) -> dict[str, int]:
     raise RuntimeError(f"no edge totals in cip's report: {stdout[-500:]}")
 
 
-def signature_steps(stdout: str) -> dict[str, int]:
-    """The report's `Signatures: sign N, …` line; none when no signature step is planned."""
+def signature_steps(stdout: str, label: str = "Signatures") -> dict[str, int]:
+    """The report's `Signatures: sign N, …` (or `Attestations: …`) line; none when no such
+    step is planned."""
     for line in reversed(stdout.splitlines()):
-        if line.startswith("Signatures: "):
-            parts = line.removeprefix("Signatures: ").split(" (")[0].split(", ")
+        if line.startswith(f"{label}: "):
+            parts = line.removeprefix(f"{label}: ").split(" (")[0].split(", ")
             return {p.rpartition(" ")[0]: int(p.rpartition(" ")[2].replace(",", "")) for p in parts}
     return {}
 
@@ -76,6 +77,7 @@ def _measured(m: Measured, log: RequestLog, destinations: set[tuple[str, str]]) 
         "plan_seconds": float(plan[1]) if plan else None,
         "edges": edge_counts(m.stdout),
         "signature_steps": signature_steps(m.stdout),
+        "attestation_steps": signature_steps(m.stdout, "Attestations"),
         "requests": {
             "destinations": at_destinations,
             "sources": log.total() - at_destinations,
@@ -204,7 +206,7 @@ def _memory(corpus_dir: Path, extra: Sequence[str]) -> str:
 
 def signing_key(path: Path) -> Path:
     """A throwaway P-256 key: with a signer configured, the plan also checks every digest's
-    `.sig` tag (from the same listings, so at no extra request)."""
+    `.sig` and `.att` tags (from the same listings, so at no extra request)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -77,18 +77,19 @@ def destination_repositories(manifests: Iterable[RawManifest]) -> set[tuple[str,
     }
 
 
-def signature_of(digest: str) -> tuple[str, str]:
-    """(digest, tag) of a stand-in cosign signature manifest of `digest`: the tag is the real
-    `sha256-<hex>.sig` form, which is all a plan reads of signatures."""
-    body = f"signature of {digest}".encode()
-    return "sha256:" + hashlib.sha256(body).hexdigest(), digest.replace(":", "-") + ".sig"
+def signature_of(digest: str, suffix: str = "sig") -> tuple[str, str]:
+    """(digest, tag) of a stand-in cosign signature (`sig`) or attestation (`att`) manifest of
+    `digest`: the tag is the real `sha256-<hex>.<suffix>` form, which is all a plan reads."""
+    body = f"{suffix} of {digest}".encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest(), digest.replace(":", "-") + "." + suffix
 
 
 def sim_hosts(
     manifests: Iterable[RawManifest], *, google: bool, signed: bool = False
 ) -> list[SimHost]:
     """One simulated host per corpus host, holding every digest and tag the manifests name;
-    with `signed`, every destination digest also carries its `.sig` tag.
+    with `signed`, every destination digest also carries its `.sig` and `.att` tags (a run
+    with a signer attests what it promotes).
 
     Hosts holding the same repositories (the 22 regional mirrors) share one content set.
     """
@@ -101,8 +102,9 @@ def sim_hosts(
                 for digest, tags in dmap.items():
                     held.setdefault(digest, set()).update(tags)
                     if signed and registry != m.source:
-                        signature, tag = signature_of(digest)
-                        held.setdefault(signature, set()).add(tag)
+                        for suffix in ("sig", "att"):
+                            attached, tag = signature_of(digest, suffix)
+                            held.setdefault(attached, set()).add(tag)
     built: list[tuple[dict[str, dict[str, set[str]]], SimContent]] = []
     hosts = []
     for host, repos in sorted(per_host.items()):

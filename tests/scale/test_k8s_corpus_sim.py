@@ -28,7 +28,7 @@ def _copy(corpus: Path, tmp_path: Path) -> Path:
 def test_no_op_plan_costs_one_request_per_destination_repository(
     corpus: Path, tmp_path: Path
 ) -> None:
-    """With a signer configured too: the `.sig` tags are in the same listings."""
+    """With a signer configured too: the `.sig` and `.att` tags are in the same listings."""
     copy = _copy(corpus, tmp_path)
     manifests = k8s_corpus.read_corpus(copy)
     destinations = k8s_corpus.destination_repositories(manifests)
@@ -41,6 +41,7 @@ def test_no_op_plan_costs_one_request_per_destination_repository(
     edges = edge_counts(done.stdout)
     assert edges["present"] == edges["total"] > 2_000
     assert signature_steps(done.stdout) == {}  # every digest is signed already
+    assert signature_steps(done.stdout, "Attestations") == {}  # and attested
     per_repository = log.by_repository()
     assert set(per_repository) == destinations  # and nothing at the sources
     assert set(per_repository.values()) == {1}
