@@ -95,6 +95,25 @@ def test_get_by_digest_costs_one_request(lab_registry: LabRegistry) -> None:
     asyncio.run(body())
 
 
+def test_a_registry_without_the_referrers_api_is_asked_once(lab_registry: LabRegistry) -> None:
+    """Distribution 2.8 has no referrers API: digests asked about at once wait for the first
+    answer instead of each sending its own request."""
+    digests = [images.oci_image(230 + i).digest for i in range(12)]
+
+    async def body() -> None:
+        async with open_http_registry(lab_registry.host) as reg:
+            await reg.ping()
+            mark = lab_registry.mark()
+            found = await asyncio.gather(
+                *(reg.subject_referrers("lab/app", digest) for digest in digests)
+            )
+            assert found == [None] * len(digests)
+            asked = [e.path for e in lab_registry.requests_since(mark)]
+            assert len([p for p in asked if "/referrers/" in p]) == 1, asked
+
+    asyncio.run(body())
+
+
 def test_streaming_a_64_mib_blob(lab_registry: LabRegistry) -> None:
     blob = images.seeded_blob(204, 64 * 1024 * 1024)
 

@@ -180,11 +180,17 @@ class HttpRegistry(HttpBlobs):
     async def subject_referrers(
         self, repository: str, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor] | None:
+        if self._referrers_api is None:
+            # Concurrent callers wait for the first answer: a registry without the API costs
+            # one request, not one per digest asked about before the first 404 came back.
+            async with self._referrers_probe:
+                if self._referrers_api is None:
+                    found = await self._referrers_api_list(repository, digest, artifact_type)
+                    self._referrers_api = found is not None
+                    return found
         if self._referrers_api is False:
             return None
-        found = await self._referrers_api_list(repository, digest, artifact_type)
-        self._referrers_api = found is not None
-        return found
+        return await self._referrers_api_list(repository, digest, artifact_type)
 
     async def _referrers_api_list(
         self, repository: str, digest: str, artifact_type: str | None

@@ -6,6 +6,7 @@ Kept apart from the Distribution API methods (`http.py`) and the blob transfers
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -63,7 +64,8 @@ class HttpBase:
         self._session = session
         self._scheme = SchemeProbe(settings, session, base_url, counter=counter)
         self._catalog_page_size = catalog_page_size
-        self._referrers_api: bool | None = None
+        self._referrers_api: bool | None = None  # None until the first answer says
+        self._referrers_probe = asyncio.Lock()
         self.authenticator: Authenticator | None = None  # set by create_http_registry
 
     @property
