@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cip.errors import RegistryError
-from cip.transport.auth import Token, request_scopes
+from cip.transport.auth import Token
+from cip.transport.challenge import request_scopes
 from cip.transport.credentials import (
     AuthFile,
     Credential,

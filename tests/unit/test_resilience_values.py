@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cip.errors import UsageError
-from cip.transport.auth import parse_challenge
+from cip.transport.challenge import parse_challenge
 from cip.transport.credentials import (
     DOCKER_HUB_SERVER,
     AuthFile,

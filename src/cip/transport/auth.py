@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
-from yarl import URL
 
 from cip.errors import RegistryError
+from cip.transport.challenge import Challenge, parse_challenge, request_scopes
 from cip.transport.credentials import Credential, CredentialError, CredentialStore, Secret, refused
 from cip.transport.responses import bytes_body, drain
 
@@ -40,55 +40,7 @@ if TYPE_CHECKING:
     from cip.transport.stack import Handler, Middleware
 
 DEFAULT_TOKEN_SECONDS = 60  # distribution token spec: expires_in defaults to 60 s
-_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII, as header values and JWTs are
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))\s*,?')
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    scheme: str  # "basic" or "bearer", lower case
-    params: Mapping[str, str]
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return tuple(self.params.get("scope", "").split())
-
-
-def parse_challenge(value: str | None) -> Challenge | None:
-    """The first Basic or Bearer challenge of a `WWW-Authenticate` value (RFC 9110 §11.6.1)."""
-    if not value:
-        return None
-    scheme, _, rest = value.strip().partition(" ")
-    scheme = scheme.lower()
-    if scheme not in ("basic", "bearer"):
-        return None
-    params: dict[str, str] = {}
-    for match in _PARAM.finditer(rest):
-        quoted = match.group(2)
-        params[match.group(1).lower()] = (
-            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else match.group(3)
-        )
-    return Challenge(scheme, params)
-
-
-def request_scopes(method: str, url: URL) -> tuple[str, ...]:
-    """The token scopes a request needs, from its path and method (distribution token spec)."""
-    path = url.path
-    if path.startswith("/v2/_catalog"):
-        return ("registry:catalog:*",)
-    match = _REPO_PATH.match(path)
-    if match is None:
-        return ()
-    # Distribution maps GET/HEAD to pull, DELETE to delete, other writes to pull,push.
-    actions = (
-        "pull" if method in ("GET", "HEAD") else "delete" if method == "DELETE" else "pull,push"
-    )
-    scopes = [f"repository:{match['name']}:{actions}"]
-    source = url.query.get("from")
-    if method == "POST" and source and url.query.get("mount"):
-        scopes.append(f"repository:{source}:pull")  # a cross-repo mount reads the source
-    return tuple(scopes)
 
 
 @dataclass(frozen=True, slots=True)
